@@ -1,0 +1,292 @@
+/*
+ * daemon/main.c - carpd: arguments, configuration, signals, systemd, the loop.
+ *
+ *   carpd [-d] [-n] [-f FILE] [-s SOCKET]          (CONTRACT §2, carpd(8))
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "daemon/carpd.h"
+#include "daemon/control.h"
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: carpd [-d] [-n] [-f FILE] [-s SOCKET]\n");
+	exit(1);
+}
+
+static void print_errors(const struct conf_errors *errs)
+{
+	for (size_t i = 0; i < errs->count; i++)
+		fprintf(stderr, "%s\n", errs->msg[i]);
+}
+
+static const char *control_path(const struct carpd *cd, const struct conf *conf)
+{
+	if (cd->sock_override)
+		return cd->sock_override;
+	return conf->control_set ? conf->control : CONF_DEFAULT_CONTROL;
+}
+
+static struct vhid *find_runtime(struct carpd *cd, const struct conf_vhid *cfg)
+{
+	for (size_t i = 0; i < cd->nvhids; i++)
+		if (cd->vhids[i]->cfg.vhid == cfg->vhid && !strcmp(cd->vhids[i]->cfg.ifname, cfg->ifname))
+			return cd->vhids[i];
+	return NULL;
+}
+
+static int start_vhids(struct carpd *cd)
+{
+	cd->vhids = calloc(cd->conf->nvhids ? cd->conf->nvhids : 1, sizeof(*cd->vhids));
+	if (!cd->vhids)
+		return -1;
+	for (size_t i = 0; i < cd->conf->nvhids; i++) {
+		struct vhid *vh = vhid_create(cd, &cd->conf->vhids[i]);
+		if (!vh)
+			return -1;
+		cd->vhids[cd->nvhids++] = vh;
+	}
+	for (struct carp_if *cif = cd->ifs; cif; cif = cif->next) {
+		if (!cif->seen) {
+			log_err("interface %s does not exist", cif->name);
+			return -1;
+		}
+		if (carp_if_open(cif) < 0)
+			return -1;
+	}
+	vip_cleanup_stale(cd);
+	for (size_t i = 0; i < cd->nvhids; i++)
+		vhid_start(cd->vhids[i]);
+	return 0;
+}
+
+/* SIGHUP: parse the new file; if it is valid, apply the difference. vhids whose
+ * block did not change are not touched at all (no timer reset, no transition). */
+static void reload(struct carpd *cd)
+{
+	struct conf_errors errs = {0};
+	sd_notify(0, "RELOADING=1");
+	struct conf *nc = conf_parse_file(cd->conf_path, &errs);
+	if (nc && conf_check_system(nc, &errs) > 0) {
+		conf_free(nc);
+		nc = NULL;
+	}
+	if (!nc) {
+		for (size_t i = 0; i < errs.count; i++)
+			log_err("reload refused: %s", errs.msg[i]);
+		log_err("reload refused: %s is invalid, the running configuration stays", cd->conf_path);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	struct conf *old = cd->conf;
+	/* remove vhids that are gone */
+	size_t kept = 0;
+	for (size_t i = 0; i < cd->nvhids; i++) {
+		struct vhid *vh = cd->vhids[i];
+		bool present = false;
+		for (size_t j = 0; j < nc->nvhids; j++)
+			present |= nc->vhids[j].vhid == vh->cfg.vhid &&
+				   !strcmp(nc->vhids[j].ifname, vh->cfg.ifname);
+		if (present) {
+			cd->vhids[kept++] = vh;
+		} else {
+			log_info("carp: %u@%s: removed from the configuration", vh->cfg.vhid,
+				 vh->cfg.ifname);
+			vhid_destroy(vh, true);
+		}
+	}
+	cd->nvhids = kept;
+	struct vhid **grown = realloc(cd->vhids, (nc->nvhids ? nc->nvhids : 1) * sizeof(*grown));
+	if (!grown) {
+		log_err("reload: out of memory");
+		conf_free(nc);
+		return;
+	}
+	cd->vhids = grown;
+	cd->conf = nc;
+	for (size_t j = 0; j < nc->nvhids; j++) {
+		struct vhid *vh = find_runtime(cd, &nc->vhids[j]);
+		if (vh) {
+			if (!conf_vhid_equal(&vh->cfg, &nc->vhids[j])) {
+				bool opened4 = vh->cif->uses_v4, opened6 = vh->cif->uses_v6;
+				vhid_update(vh, &nc->vhids[j]);
+				if (vh->cif->uses_v4 != opened4 || vh->cif->uses_v6 != opened6)
+					carp_if_open(vh->cif);
+			}
+			continue;
+		}
+		vh = vhid_create(cd, &nc->vhids[j]);
+		if (!vh) {
+			log_err("carp: %u@%s: cannot start", nc->vhids[j].vhid, nc->vhids[j].ifname);
+			continue;
+		}
+		cd->vhids[cd->nvhids++] = vh;
+		if (vh->cif->fd4 < 0 && vh->cif->fd6 < 0)
+			carp_if_open(vh->cif);
+		else if ((vh->has_v4 && vh->cif->fd4 < 0) || (vh->has_v6 && vh->cif->fd6 < 0))
+			carp_if_open(vh->cif);
+		log_info("carp: %u@%s: added", vh->cfg.vhid, vh->cfg.ifname);
+		vhid_start(vh);
+	}
+	carp_if_put_unused(cd);
+	if (strcmp(control_path(cd, old), control_path(cd, nc))) {
+		control_close(cd);
+		if (control_open(cd, control_path(cd, nc)) < 0)
+			log_err("control socket %s could not be opened", control_path(cd, nc));
+	}
+	conf_free(old);
+	log_info("configuration reloaded from %s", cd->conf_path);
+	sd_notify(0, "READY=1");
+}
+
+static void shutdown_all(struct carpd *cd, bool planned)
+{
+	cd->stopping = true;
+	for (size_t i = 0; i < cd->nvhids; i++)
+		vhid_destroy(cd->vhids[i], planned);
+	cd->nvhids = 0;
+	for (struct carp_if *cif = cd->ifs; cif; cif = cif->next)
+		if_restore_sysctls(cif);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct carpd *cd = arg;
+	switch (sig) {
+	case SIGHUP:
+		reload(cd);
+		break;
+	case SIGCHLD:
+		hooks_reap(cd);
+		break;
+	default:
+		log_info("signal %d: stopping (a MASTER hands over first)", (int)sig);
+		sd_notify(0, "STOPPING=1");
+		shutdown_all(cd, true);
+		event_base_loopexit(cd->base, NULL);
+		break;
+	}
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	/* The loop ran this timer, so the loop is alive. */
+	sd_notify(0, "WATCHDOG=1");
+}
+
+int main(int argc, char **argv)
+{
+	struct carpd cd = {0};
+	bool check_only = false;
+	int opt;
+	cd.conf_path = CONF_DEFAULT_FILE;
+	cd.pkt_fd = cd.uni4_fd = cd.uni6_fd = -1;
+	while ((opt = getopt(argc, argv, "dnf:s:h")) != -1) {
+		switch (opt) {
+		case 'd':
+			cd.foreground = true;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'f':
+			cd.conf_path = optarg;
+			break;
+		case 's':
+			cd.sock_override = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	struct conf_errors errs = {0};
+	cd.conf = conf_parse_file(cd.conf_path, &errs);
+	if (cd.conf)
+		conf_check_system(cd.conf, &errs);
+	if (!cd.conf || errs.count) {
+		print_errors(&errs);
+		return 1;
+	}
+	if (check_only)
+		return 0;
+
+	log_init(cd.foreground);
+	signal(SIGPIPE, SIG_IGN);
+	cd.base = event_base_new();
+	if (!cd.base) {
+		log_err("cannot create the event loop");
+		return 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &cd.started);
+	cd.maintenance = state_load_maintenance(cd.conf);
+	if (cd.maintenance)
+		log_info("carp: persistent maintenance mode is on (carpctl maintenance off to leave)");
+	if (carp_io_init(&cd) < 0 || vip_init(&cd) < 0 || link_init(&cd) < 0 ||
+	    hooks_init(&cd) < 0) {
+		log_err("initialisation failed");
+		return 1;
+	}
+	if (control_open(&cd, control_path(&cd, cd.conf)) < 0)
+		return 1;
+	if (start_vhids(&cd) < 0) {
+		shutdown_all(&cd, false);
+		control_close(&cd);
+		return 1;
+	}
+
+	cd.sig_term = evsignal_new(cd.base, SIGTERM, signal_cb, &cd);
+	cd.sig_int = evsignal_new(cd.base, SIGINT, signal_cb, &cd);
+	cd.sig_hup = evsignal_new(cd.base, SIGHUP, signal_cb, &cd);
+	cd.sig_chld = evsignal_new(cd.base, SIGCHLD, signal_cb, &cd);
+	event_add(cd.sig_term, NULL);
+	event_add(cd.sig_int, NULL);
+	event_add(cd.sig_hup, NULL);
+	event_add(cd.sig_chld, NULL);
+
+	uint64_t wd_usec = 0;
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+		struct timeval tv = {.tv_sec = (time_t)(wd_usec / 2 / 1000000),
+				     .tv_usec = (suseconds_t)(wd_usec / 2 % 1000000)};
+		cd.watchdog = event_new(cd.base, -1, EV_PERSIST, watchdog_cb, &cd);
+		event_add(cd.watchdog, &tv);
+	}
+	log_info("carpd %s started: %zu vhid(s), control socket %s", CARPD_VERSION, cd.nvhids,
+		 control_path(&cd, cd.conf));
+	sd_notify(0, "READY=1");
+
+	event_base_dispatch(cd.base);
+
+	if (!cd.stopping)
+		shutdown_all(&cd, true);
+	control_close(&cd);
+	hooks_fini(&cd);
+	link_fini(&cd);
+	vip_fini(&cd);
+	carp_io_fini(&cd);
+	for (struct carp_if *cif = cd.ifs, *next; cif; cif = next) {
+		next = cif->next;
+		carp_if_close(cif);
+		free(cif);
+	}
+	event_free(cd.sig_term);
+	event_free(cd.sig_int);
+	event_free(cd.sig_hup);
+	event_free(cd.sig_chld);
+	if (cd.watchdog)
+		event_free(cd.watchdog);
+	free(cd.vhids);
+	conf_free(cd.conf);
+	event_base_free(cd.base);
+	log_info("stopped");
+	return 0;
+}
