@@ -164,8 +164,12 @@ int vip_create(struct vhid *vh)
 		rtnl_link_set_name(link, vh->mvname);
 		rtnl_link_set_link(link, vh->cif->ifindex);
 		rtnl_link_set_addr(link, ll);
-		/* private: the virtual MAC never talks to other macvlans of the parent */
-		rtnl_link_macvlan_set_mode(link, rtnl_link_macvlan_str2mode("private"));
+		/* bridge, not private: in private (and VEPA) mode the kernel hands a
+		 * multicast frame whose source MAC is one of our macvlans to that
+		 * macvlan only, so while two nodes are MASTER each would stop hearing
+		 * the other's advertisements (they carry the same virtual MAC) and the
+		 * split brain would never heal. */
+		rtnl_link_macvlan_set_mode(link, rtnl_link_macvlan_str2mode("bridge"));
 		err = rtnl_link_add(cd->nl_cmd, link, NLM_F_CREATE | NLM_F_EXCL);
 	}
 	nl_addr_put(ll);

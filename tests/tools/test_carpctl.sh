@@ -31,7 +31,9 @@ trap 'failed=1; cleanup' ERR
 trap cleanup EXIT
 ip netns add "$NS"
 ip -n "$NS" link set lo up
-ip -n "$NS" link add lan0 type dummy
+# a veth pair, not a dummy: some kernels are built without the dummy driver
+ip -n "$NS" link add lan0 type veth peer name lan0p
+ip -n "$NS" link set lan0p up
 ip -n "$NS" link set lan0 up
 ip -n "$NS" addr add 198.51.100.2/24 dev lan0
 SOCK=$DIR/carpd.sock
