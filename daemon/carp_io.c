@@ -139,11 +139,10 @@ static void carp_input(struct carp_if *cif, int family, int ttl, const void *src
 		       "the packet crossed a router or was forged");
 		return;
 	}
-	/* Our own advertisement looped back (a bridge reflecting, or a peer echoing). */
-	if (vh->last_sent_counter && adv.counter == vh->last_sent_counter) {
-		vh->counters.badif++;
-		return;
-	}
+	/* Our own advertisement looped back (a reflecting bridge): we never receive
+	 * what we send through AF_PACKET, so the source address tells. No check on
+	 * the counter: FreeBSD continues from the peer's counter, so two masters
+	 * can legitimately send the same value and would ignore each other forever. */
 	if ((family == AF_INET && cif->has_src4 && !memcmp(srcaddr, &cif->src4, 4)) ||
 	    (family == AF_INET6 && cif->has_src6 && !memcmp(srcaddr, &cif->src6, 16))) {
 		vh->counters.badif++;
@@ -386,7 +385,6 @@ static uint64_t next_counter(struct vhid *vh)
 		vh->counter = random64();
 	else
 		vh->counter++;
-	vh->last_sent_counter = vh->counter;
 	return vh->counter;
 }
 

@@ -68,7 +68,6 @@ struct vhid {
 	struct carp_auth auth;
 	uint64_t counter;             /* FreeBSD sc_counter */
 	bool init_counter;            /* true until a valid peer advertisement was heard */
-	uint64_t last_sent_counter;
 	bool link_demoted;            /* our +240 for a down parent is in force */
 	struct event *ad_timer;       /* MASTER: next advertisement */
 	struct event *md_timer4;      /* BACKUP: master down, IPv4 */

@@ -37,8 +37,16 @@ ip -n "$NS" link set lan0p up
 ip -n "$NS" link set lan0 up
 ip -n "$NS" addr add 198.51.100.2/24 dev lan0
 SOCK=$DIR/carpd.sock
+# the notify hook records its arguments and environment
+cat > "$DIR/hook" <<'HOOK'
+#!/bin/sh
+echo "$1 $2 $3 $4 $5|$CARP_VHID $CARP_INTERFACE $CARP_NEW_STATE $CARP_ADDRESSES|PATH=$PATH" >> "${0%/*}/hook.log"
+echo "hook output line"
+HOOK
+chmod 755 "$DIR/hook"
 cat > "$DIR/carpd.conf" <<CONF
 state-dir "$DIR/state"
+notify "$DIR/hook"
 vhid 1 on lan0 {
     address 198.51.100.1/24
     advskew 100
@@ -82,6 +90,12 @@ j=$(ctl status -j)
 ip -n "$NS" -br addr show dev vh1.lan0 | grep -q 198.51.100.1/24 || fail "VIP not on vh1.lan0"
 ip -n "$NS" -br link show dev vh1.lan0 | grep -qi 00:00:5e:00:01:01 || fail "vh1.lan0 MAC"
 echo "ok - MASTER alone; VIP on the virtual MAC interface"
+
+for _ in $(seq 1 50); do grep -q "^1 lan0 BACKUP MASTER" "$DIR/hook.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "^1 lan0 INIT BACKUP link up|1 lan0 BACKUP 198.51.100.1/24|PATH=" "$DIR/hook.log" || fail "hook INIT->BACKUP: $(cat "$DIR/hook.log")"
+grep -q "^1 lan0 BACKUP MASTER master timed out|1 lan0 MASTER 198.51.100.1/24|" "$DIR/hook.log" || fail "hook BACKUP->MASTER: $(cat "$DIR/hook.log")"
+grep -q "notify\[1@lan0\]: hook output line" "$DIR/log" || fail "hook output not logged"
+echo "ok - notify hook runs with arguments, environment, output logged"
 
 text=$(ctl status)
 grep -q "^lan0 .* 1  MASTER  198.51.100.1/24" <<<"$text" || fail "status table: $text"
