@@ -213,12 +213,11 @@ int main(int argc, char **argv)
 	cd.conf = conf_parse_file(cd.conf_path, &errs);
 	if (cd.conf)
 		conf_check_system(cd.conf, &errs);
-	if (!cd.conf || errs.count) {
+	if (!cd.conf || errs.count || check_only) {
 		print_errors(&errs);
-		return 1;
+		conf_free(cd.conf);
+		return errs.count ? 1 : 0;
 	}
-	if (check_only)
-		return 0;
 
 	log_init(cd.foreground);
 	signal(SIGPIPE, SIG_IGN);
