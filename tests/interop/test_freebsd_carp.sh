@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# FreeBSD's tests/sys/netinet/carp.sh, ported: each case keeps FreeBSD's name and
+# checks what the FreeBSD case checks, with carpd in place of the kernel's carp(4)
+# and network namespaces in place of VNET jails. Plus OpenBSD's regress timing
+# asserts (a MASTER within 3.1 s of start; a demotion swaps roles within 100 ms).
+# Cases FreeBSD has that do not apply: vrrp_v4 and vrrp_v6 (carpver 3 — carpd
+# speaks CARP; VRRPv3 is not used by pfSense).
+set -euo pipefail
+: "${CARPD:?}" "${CARPCTL:?}"
+[ "$(id -u)" = 0 ] || { echo "skipped: needs root"; exit 77; }
+command -v jq >/dev/null || { echo "skipped: needs jq"; exit 77; }
+
+P=fbc$$
+DIR=$(mktemp -d)
+NSS=() PIDS=()
+FAILED=0 PASSED=0
+cleanup() {
+	local p ns
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+	NSS=() PIDS=()
+}
+trap 'cleanup; rm -rf "$DIR"' EXIT
+die() { echo "not ok - $CASE: $*"; for f in "$DIR"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done; FAILED=$((FAILED + 1)); return 1; }
+mkns() { ip netns add "$P-$1"; NSS+=("$P-$1"); ip -n "$P-$1" link set lo up; ip netns exec "$P-$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0; }
+# link NS1 IF1 NS2 IF2: a veth between two namespaces
+link() { ip link add "$P-t" type veth peer name "$P-u"; ip link set "$P-t" netns "$P-$1" name "$2"; ip link set "$P-u" netns "$P-$3" name "$4"; ip -n "$P-$1" link set "$2" up; ip -n "$P-$3" link set "$4" up; }
+# bridged N: a switch namespace with a bridge and hosts one..N each with eth0 on it
+bridged() {
+	mkns sw
+	ip -n "$P-sw" link add br0 type bridge
+	ip -n "$P-sw" link set br0 up
+	local h
+	for h in "$@"; do mkns "$h"; link "$h" eth0 sw "p$h"; ip -n "$P-sw" link set "p$h" master br0; done
+}
+# carpd NODE 'config body': start carpd in NODE's namespace
+carpd() {
+	printf 'state-dir "%s/%s.state"\n%s\n' "$DIR" "$1" "$2" >"$DIR/$1.conf"
+	ip netns exec "$P-$1" "$CARPD" -d -f "$DIR/$1.conf" -s "$DIR/$1.sock" 2>>"$DIR/$1.log" &
+	PIDS+=($!)
+	local i
+	for i in $(seq 1 100); do "$CARPCTL" -s "$DIR/$1.sock" version >/dev/null 2>&1 && return 0; sleep 0.05; done
+	die "carpd on $1 did not start"
+}
+ctl() { local n=$1; shift; "$CARPCTL" -s "$DIR/$n.sock" "$@"; }
+state() { ctl "$1" status -j | jq -r ".vhids[0].state"; }
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# wait_carp A B: FreeBSD's wait_for_carp: until one is MASTER and the other BACKUP; two MASTERs fail
+wait_carp() {
+	local i a b
+	for i in $(seq 1 200); do
+		a=$(state "$1") b=$(state "$2")
+		[ "$a" = MASTER ] && [ "$b" = MASTER ] && [ "$i" -gt 100 ] && { die "both MASTER"; return 1; }
+		{ [ "$a" = MASTER ] && [ "$b" = BACKUP ]; } || { [ "$a" = BACKUP ] && [ "$b" = MASTER ]; } && return 0
+		sleep 0.05
+	done
+	die "no single MASTER: $1=$a $2=$b"
+}
+master_of() { if [ "$(state "$1")" = MASTER ]; then echo "$1"; else echo "$2"; fi; }
+run() { CASE=$1; cleanup; if "$1"; then echo "ok - $1"; PASSED=$((PASSED + 1)); else cleanup; fi; rm -f "$DIR"/*.log; }
+
+basic_v4() {
+	bridged one two client
+	ip -n "$P-one" addr add 192.0.2.2/29 dev eth0
+	ip -n "$P-two" addr add 192.0.2.3/29 dev eth0
+	ip -n "$P-client" addr add 192.0.2.4/29 dev eth0
+	local t0; t0=$(ms)
+	carpd one 'vhid 1 on eth0 {
+    address 192.0.2.1/29
+}' || return 1
+	carpd two 'vhid 1 on eth0 {
+    address 192.0.2.1/29
+}' || return 1
+	wait_carp one two || return 1
+	# OpenBSD regress: a MASTER within 3.1 s of start
+	local t=$(( $(ms) - t0 ))
+	[ "$t" -le 3600 ] || { die "first MASTER after $t ms"; return 1; }
+	echo "# basic_v4: MASTER $t ms after start"
+	ip netns exec "$P-client" ping -c 1 -W 2 192.0.2.1 >/dev/null || { die "VIP does not answer ping"; return 1; }
+	ip -n "$P-client" neigh show 192.0.2.1 | grep -q 00:00:5e:00:01:01 || { die "client's ARP entry is not the virtual MAC"; return 1; }
+}
+
+basic_v6() {
+	bridged one two client
+	ip -n "$P-one" addr add 2001:db8::2/64 dev eth0
+	ip -n "$P-two" addr add 2001:db8::3/64 dev eth0
+	ip -n "$P-client" addr add 2001:db8::4/64 dev eth0
+	carpd one 'vhid 1 on eth0 {
+    address 2001:db8::1/64
+}' || return 1
+	carpd two 'vhid 1 on eth0 {
+    address 2001:db8::1/64
+}' || return 1
+	wait_carp one two || return 1
+	ip netns exec "$P-client" ping -6 -c 1 -W 2 2001:db8::1 >/dev/null || { die "VIP does not answer ping6"; return 1; }
+}
+
+# unicast: one and two on different subnets, routed through r; two's address
+# ends in .224 (FreeBSD PR 284872: x.x.x.224 was taken for multicast).
+unicast_v4() {
+	mkns one; mkns two; mkns r
+	link one eth0 r ra; link two eth0 r rb
+	ip -n "$P-one" addr add 203.0.113.2/24 dev eth0
+	ip -n "$P-r" addr add 203.0.113.1/24 dev ra
+	ip -n "$P-two" addr add 198.51.100.224/24 dev eth0
+	ip -n "$P-r" addr add 198.51.100.1/24 dev rb
+	ip netns exec "$P-r" sysctl -qw net.ipv4.ip_forward=1
+	ip -n "$P-one" route add default via 203.0.113.1
+	ip -n "$P-two" route add default via 198.51.100.1
+	carpd one 'vhid 1 on eth0 {
+    address 192.0.2.1/32
+    password "foobar"
+    peer 198.51.100.224
+}' || return 1
+	carpd two 'vhid 1 on eth0 {
+    address 192.0.2.1/32
+    advskew 100
+    password "foobar"
+    peer 203.0.113.2
+}' || return 1
+	wait_carp one two || return 1
+	[ "$(ctl one status -j | jq -r '.vhids[0].mode')" = unicast ] || { die "not unicast"; return 1; }
+	# the VIP is reachable through a host route to the master
+	if [ "$(master_of one two)" = one ]; then ip -n "$P-r" route add 192.0.2.1/32 via 203.0.113.2; else ip -n "$P-r" route add 192.0.2.1/32 via 198.51.100.224; fi
+	ip netns exec "$P-r" ping -c 1 -W 2 192.0.2.1 >/dev/null || { die "VIP not reachable via the master"; return 1; }
+	# re-tune advskew (FreeBSD: 'ifconfig ... vhid 1 advskew 2'): still unicast, still one MASTER
+	sed -i 's/advskew 100/advskew 2/' "$DIR/two.conf"
+	kill -HUP "${PIDS[1]}"
+	sleep 1.5
+	[ "$(ctl two status -j | jq -r '.vhids[0].advskew')" = 2 ] || { die "advskew not changed by reload"; return 1; }
+	[ "$(ctl two status -j | jq -r '.vhids[0].mode')" = unicast ] || { die "no longer unicast after reload"; return 1; }
+	wait_carp one two
+}
+
+unicast_v6() {
+	mkns one; mkns two; mkns r
+	link one eth0 r ra; link two eth0 r rb
+	ip -n "$P-one" addr add 2001:db8:1::2/64 dev eth0
+	ip -n "$P-r" addr add 2001:db8:1::1/64 dev ra
+	ip -n "$P-two" addr add 2001:db8:2::2/64 dev eth0
+	ip -n "$P-r" addr add 2001:db8:2::1/64 dev rb
+	ip netns exec "$P-r" sysctl -qw net.ipv6.conf.all.forwarding=1
+	ip -n "$P-one" -6 route add default via 2001:db8:1::1
+	ip -n "$P-two" -6 route add default via 2001:db8:2::1
+	carpd one 'vhid 1 on eth0 {
+    address 2001:db8:100::1/128
+    password "foobar"
+    peer6 2001:db8:2::2
+}' || return 1
+	carpd two 'vhid 1 on eth0 {
+    address 2001:db8:100::1/128
+    advskew 100
+    password "foobar"
+    peer6 2001:db8:1::2
+}' || return 1
+	wait_carp one two
+}
+
+unicast_ll_v6() {
+	bridged one two
+	ip -n "$P-one" addr add 2001:db8::2/64 dev eth0
+	ip -n "$P-two" addr add 2001:db8::3/64 dev eth0
+	sleep 0.3
+	local ll1 ll2
+	ll1=$(ip -n "$P-one" -6 -o addr show dev eth0 scope link | awk '{print $4}' | cut -d/ -f1)
+	ll2=$(ip -n "$P-two" -6 -o addr show dev eth0 scope link | awk '{print $4}' | cut -d/ -f1)
+	[ -n "$ll1" ] && [ -n "$ll2" ] || { die "no link-local addresses"; return 1; }
+	carpd one "vhid 1 on eth0 {
+    address 2001:db8::1/64
+    peer6 $ll2
+}" || return 1
+	carpd two "vhid 1 on eth0 {
+    address 2001:db8::1/64
+    advskew 100
+    peer6 $ll1
+}" || return 1
+	wait_carp one two
+}
+
+negative_demotion() {
+	bridged one two
+	ip -n "$P-one" addr add 192.0.2.2/24 dev eth0
+	ip -n "$P-two" addr add 192.0.2.3/24 dev eth0
+	carpd one 'vhid 1 on eth0 {
+    address 192.0.2.254/24
+    password "foobar"
+}' || return 1
+	carpd two 'vhid 1 on eth0 {
+    address 192.0.2.254/24
+    advskew 100
+    password "foobar"
+}' || return 1
+	wait_carp one two || return 1
+	local m; m=$(master_of one two)
+	ctl "$m" demote -1 >/dev/null
+	[ "$(ctl "$m" status -j | jq -r '.vhids[0].effective_advskew')" = 0 ] || { die "negative demotion did not clamp at 0"; return 1; }
+	local i
+	for i in $(seq 1 30); do
+		[ "$(state one)" = MASTER ] && [ "$(state two)" = MASTER ] && { die "two MASTERs after demote -1"; return 1; }
+		sleep 0.1
+	done
+	wait_carp one two
+}
+
+nd6_ns_source_mac() {
+	bridged one two client
+	ip -n "$P-one" addr add 2001:db8::2/64 dev eth0
+	ip -n "$P-two" addr add 2001:db8::3/64 dev eth0
+	ip -n "$P-client" addr add 2001:db8::4/64 dev eth0
+	carpd one 'vhid 1 on eth0 {
+    address 2001:db8::1/64
+}' || return 1
+	carpd two 'vhid 1 on eth0 {
+    address 2001:db8::1/64
+    advskew 100
+}' || return 1
+	wait_carp one two || return 1
+	[ "$(state one)" = MASTER ] || { die "one (advskew 0) is not MASTER"; return 1; }
+	# The BACKUP cannot use the VIP as a source; the MASTER can.
+	if ip netns exec "$P-two" ping -6 -c 1 -W 1 -I 2001:db8::1 2001:db8::4 >/dev/null 2>&1; then die "BACKUP could use the VIP"; return 1; fi
+	ip netns exec "$P-one" ping -6 -c 1 -W 2 -I 2001:db8::1 2001:db8::4 >/dev/null || { die "MASTER cannot use the VIP"; return 1; }
+	ip -n "$P-client" -6 neigh show 2001:db8::1 | grep -q 00:00:5e:00:01:01 || { die "client's NDP entry for the VIP is not the virtual MAC: $(ip -n "$P-client" -6 neigh show 2001:db8::1)"; return 1; }
+}
+
+switch() {
+	bridged one
+	ip -n "$P-one" addr add 192.0.2.2/24 dev eth0
+	carpd one 'vhid 1 on eth0 {
+    address 192.0.2.1/24
+    advskew 100
+}' || return 1
+	local i
+	for i in $(seq 1 40); do [ "$(state one)" = BACKUP ] && break; sleep 0.05; done
+	ctl one state 1 backup >/dev/null || { die "state backup refused"; return 1; }
+	ctl one state 1 master >/dev/null || { die "state master refused"; return 1; }
+	[ "$(state one)" = MASTER ] || { die "not MASTER after 'state master'"; return 1; }
+	ctl one state 1 backup >/dev/null
+	[ "$(state one)" = BACKUP ] || { die "not BACKUP after 'state backup'"; return 1; }
+}
+
+# OpenBSD regress: a demotion swaps the roles within 100 ms.
+demote_swap() {
+	bridged one two
+	ip -n "$P-one" addr add 192.0.2.2/24 dev eth0
+	ip -n "$P-two" addr add 192.0.2.3/24 dev eth0
+	carpd one 'vhid 1 on eth0 {
+    address 192.0.2.1/24
+}' || return 1
+	carpd two 'vhid 1 on eth0 {
+    address 192.0.2.1/24
+    advskew 100
+}' || return 1
+	wait_carp one two || return 1
+	[ "$(state one)" = MASTER ] || { die "one is not MASTER"; return 1; }
+	local t0 t i
+	t0=$(ms)
+	ctl one demote 200 >/dev/null
+	for i in $(seq 1 100); do [ "$(state two)" = MASTER ] && [ "$(state one)" = BACKUP ] && break; sleep 0.01; done
+	t=$(( $(ms) - t0 ))
+	echo "# demote_swap: roles swapped in $t ms"
+	[ "$t" -le 100 ] || { die "roles swapped in $t ms (> 100)"; return 1; }
+}
+
+for c in basic_v4 basic_v6 unicast_v4 unicast_v6 unicast_ll_v6 negative_demotion nd6_ns_source_mac switch demote_swap; do
+	run "$c" || true
+done
+echo "# not applicable to carpd: vrrp_v4, vrrp_v6 (VRRPv3 mode, carpver 3)"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
