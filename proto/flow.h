@@ -58,4 +58,100 @@ struct flow {
 	uint64_t packets[2], bytes[2]; /* ORIG, REPLY; informational (needs nf_conntrack_acct) */
 };
 
+/* ---- the pf side: one pf state as pfsync carries it, decoded ---------------------- */
+
+#define PF_DIR_IN 1
+#define PF_DIR_OUT 2
+#define PF_SK_WIRE 0
+#define PF_SK_STACK 1
+#define PF_WSCALE_FLAG 0x80
+#define PF_WSCALE_MASK 0x0f
+#define PFSTATE_SLOPPY 0x0002
+#define PFSTATE_ACK 0x0010
+
+/* BSD TCPS_* as pf keeps them per peer */
+enum pf_tcps {
+	PF_TCPS_CLOSED = 0,
+	PF_TCPS_SYN_SENT = 2,
+	PF_TCPS_ESTABLISHED = 4,
+	PF_TCPS_CLOSING = 7,
+	PF_TCPS_FIN_WAIT_2 = 9,
+	PF_TCPS_TIME_WAIT = 10,
+	PF_TCPS_PROXY_SRC = 11,
+};
+
+/* pf timeout indexes (PFTM_*) */
+enum pf_timeout {
+	PFTM_TCP_FIRST_PACKET = 0,
+	PFTM_TCP_OPENING = 1,
+	PFTM_TCP_ESTABLISHED = 2,
+	PFTM_TCP_CLOSING = 3,
+	PFTM_TCP_FIN_WAIT = 4,
+	PFTM_TCP_CLOSED = 5,
+	PFTM_UDP_FIRST_PACKET = 6,
+	PFTM_UDP_SINGLE = 7,
+	PFTM_UDP_MULTIPLE = 8,
+	PFTM_ICMP_FIRST_PACKET = 9,
+	PFTM_ICMP_ERROR_REPLY = 10,
+	PFTM_OTHER_FIRST_PACKET = 11,
+	PFTM_OTHER_SINGLE = 12,
+	PFTM_OTHER_MULTIPLE = 13,
+	PFTM_MAX = 25,
+};
+
+struct pf_key {
+	union flow_addr addr[2];
+	uint16_t port[2]; /* host order */
+};
+
+struct pf_peer {
+	uint8_t state;  /* TCPS_* for TCP, PFUDPS_* / PFOTHERS_* (0, 1, 2) otherwise */
+	uint8_t wscale; /* shift | PF_WSCALE_FLAG */
+};
+
+/* The fields of a pf state that have a Linux meaning; ids in host order. */
+struct pf_view {
+	uint64_t id;
+	uint32_t creatorid;
+	uint8_t af; /* Linux AF_INET / AF_INET6 */
+	uint8_t proto;
+	uint8_t direction; /* PF_DIR_IN / PF_DIR_OUT */
+	char ifname[16];
+	struct pf_key key[2]; /* PF_SK_WIRE, PF_SK_STACK */
+	struct pf_peer src, dst;
+	uint8_t timeout; /* PFTM_* */
+	uint32_t expire; /* seconds left */
+	uint16_t state_flags;
+};
+
+/* pf's default timeout in seconds for a PFTM_* index (0 for an unknown index). */
+uint32_t pf_default_timeout(uint8_t index);
+
+/*
+ * Split one conntrack flow into the pf states pf would hold for it (spec §6.4):
+ * without NAT or with SNAT: IN (wire = stack = ORIG) and OUT (stack = ORIG,
+ * wire = post-NAT); with DNAT: IN (wire = ORIG, stack = the real server) and OUT.
+ * id and creatorid are left 0. Returns the number of states (1 or 2), or 0 if the
+ * flow cannot be expressed (both SNAT and DNAT, or an unsupported protocol).
+ */
+int flow_to_pf(const struct flow *f, struct pf_view out[2]);
+
+/*
+ * The key a pf state is grouped by on receive: the pre-translation initiator
+ * tuple (ORIG candidate), and the tuple after this state's translation.
+ */
+void pf_orig_candidate(const struct pf_view *s, struct flow_tuple *orig, struct flow_tuple *post);
+
+/*
+ * Merge one or two pf states of the same connection (first: the one whose ORIG
+ * candidate is the connection's; second: the one that continues it, or NULL)
+ * into a conntrack flow. Returns 0, or -1 if the state has nothing conntrack
+ * can hold (unknown af, synproxy in progress).
+ */
+int pf_to_flow(const struct pf_view *first, const struct pf_view *second, struct flow *f);
+
+/* conntrack TCP state <-> pf peer states and timeout index (spec §6.3) */
+void flow_tcp_to_pf(uint8_t ct_state, struct pf_peer *src, struct pf_peer *dst, uint8_t *timeout);
+int pf_tcp_to_flow(const struct pf_peer *src, const struct pf_peer *dst); /* -1: skip */
+
 #endif
