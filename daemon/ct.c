@@ -1,0 +1,1000 @@
+/*
+ * daemon/ct.c - conntrack <-> struct flow with libnetfilter_conntrack.
+ *
+ * Three ctnetlink handles: "ev" is subscribed to NEW/UPDATE/DESTROY and read
+ * from the event loop; "cmd" creates, updates, deletes and looks up entries;
+ * "dump" walks the table. The dump has its own socket so that a dump callback
+ * may inject (a request on a socket that is in the middle of a multipart dump
+ * would read dump parts instead of its acknowledgement).
+ *
+ * Loop avoidance is conntrackd's origin tracking: the kernel stamps every event
+ * with the netlink port id of the socket whose request caused it (0 for
+ * packets), so events stamped with the port id of "cmd" are our own injections.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack_tcp.h>
+
+#include "daemon/carpd.h"
+#include "daemon/ct.h"
+
+/* Event socket buffer: room for a burst of ~20k events while the loop is busy. */
+#define CT_RCVBUF (8u << 20)
+/* Datagrams read per wakeup, so that an event storm cannot starve the rest of
+ * the loop (the event is level-triggered and fires again). */
+#define CT_READ_BATCH 64
+/* One event is one datagram of at most a page or two; dumps use the library. */
+#define CT_RBUF_SIZE (64u << 10)
+/* Protocols never replicated: CARP/VRRP and pfsync itself (pfsync.md §6.7). */
+#define CT_PROTO_CARP	112
+#define CT_PROTO_PFSYNC 240
+
+struct ct_prefix {
+	uint8_t af;
+	uint8_t len;
+	uint8_t addr[16];
+};
+
+/* What the GET callback fills. */
+struct ct_found {
+	bool found;
+	struct flow flow;
+	uint32_t status; /* the kernel's raw IPS_* bits, needed to update status */
+};
+
+struct ct {
+	struct event_base *base;
+	ct_event_cb cb;
+	ct_resync_cb resync;
+	void *arg;
+	struct nfct_handle *ev_h, *cmd_h, *dump_h;
+	struct event *ev;
+	uint32_t own_portid;
+	unsigned char *rbuf;
+	struct ct_prefix ignore[CT_MAX_IGNORE];
+	size_t nignore;
+	struct ct_stats st;
+	/* the query in progress on cmd_h / dump_h */
+	struct ct_found *get_ctx;
+	bool dumping;
+	void (*dump_each)(void *arg, const struct flow *f);
+	void *dump_arg;
+	time_t overrun_logged;
+	uint64_t overrun_unlogged;
+	time_t fail_logged;
+};
+
+/* ---- conversion: kernel -> flow ------------------------------------------------------ */
+
+static bool proto_has_ports(uint8_t proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+	case IPPROTO_SCTP:
+	case IPPROTO_DCCP:
+	case IPPROTO_GRE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool proto_is_icmp(uint8_t proto)
+{
+	return proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6;
+}
+
+/*
+ * libnetfilter_conntrack has no getter for the REPLY tuple's ICMP identifier
+ * (ATTR_ICMP_ID is the ORIG one); it differs when NAT rewrote the identifier, so
+ * read it from the message: CTA_TUPLE_REPLY > CTA_TUPLE_PROTO > CTA_PROTO_ICMP*_ID.
+ */
+static const struct nlattr *nla_find(const void *start, size_t len, uint16_t type)
+{
+	const unsigned char *p = start;
+	while (len >= NLA_HDRLEN) {
+		const struct nlattr *a = (const struct nlattr *)p;
+		if (a->nla_len < NLA_HDRLEN || a->nla_len > len)
+			return NULL;
+		if ((a->nla_type & NLA_TYPE_MASK) == type)
+			return a;
+		size_t step = NLA_ALIGN(a->nla_len);
+		if (step >= len)
+			return NULL;
+		p += step;
+		len -= step;
+	}
+	return NULL;
+}
+
+static bool nlh_reply_icmp_id(const struct nlmsghdr *nlh, uint16_t *id)
+{
+	size_t hdr = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+	if (nlh == NULL || nlh->nlmsg_len < hdr)
+		return false;
+	const unsigned char *base = (const unsigned char *)nlh + NLMSG_ALIGN(hdr);
+	size_t len = nlh->nlmsg_len - NLMSG_ALIGN(hdr);
+	const struct nlattr *t = nla_find(base, len, CTA_TUPLE_REPLY);
+	if (t == NULL)
+		return false;
+	const struct nlattr *p = nla_find((const unsigned char *)t + NLA_HDRLEN,
+					  t->nla_len - NLA_HDRLEN, CTA_TUPLE_PROTO);
+	if (p == NULL)
+		return false;
+	const void *pd = (const unsigned char *)p + NLA_HDRLEN;
+	size_t pl = p->nla_len - NLA_HDRLEN;
+	const struct nlattr *i = nla_find(pd, pl, CTA_PROTO_ICMP_ID);
+	if (i == NULL)
+		i = nla_find(pd, pl, CTA_PROTO_ICMPV6_ID);
+	if (i == NULL || i->nla_len < NLA_HDRLEN + sizeof(uint16_t))
+		return false;
+	uint16_t v;
+	memcpy(&v, (const unsigned char *)i + NLA_HDRLEN, sizeof(v));
+	*id = ntohs(v);
+	return true;
+}
+
+static void get_addr(const struct nf_conntrack *nct, uint8_t af, int a4, int a6,
+		     union flow_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (af == AF_INET) {
+		uint32_t v = nfct_get_attr_u32(nct, a4); /* network order */
+		memcpy(&out->v4, &v, sizeof(v));
+	} else {
+		const void *p = nfct_get_attr(nct, a6);
+		if (p != NULL)
+			memcpy(&out->v6, p, sizeof(out->v6));
+	}
+}
+
+/* false: not an IPv4/IPv6 entry (nothing we could carry). */
+static bool nct_to_flow(const struct nlmsghdr *nlh, const struct nf_conntrack *nct, struct flow *f,
+			uint32_t *raw_status)
+{
+	memset(f, 0, sizeof(*f));
+	uint8_t af = nfct_get_attr_u8(nct, ATTR_ORIG_L3PROTO);
+	if (af != AF_INET && af != AF_INET6)
+		return false;
+	f->af = af;
+	f->proto = nfct_get_attr_u8(nct, ATTR_ORIG_L4PROTO);
+	get_addr(nct, af, ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC, &f->orig.src);
+	get_addr(nct, af, ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST, &f->orig.dst);
+	get_addr(nct, af, ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV6_SRC, &f->reply.src);
+	get_addr(nct, af, ATTR_REPL_IPV4_DST, ATTR_REPL_IPV6_DST, &f->reply.dst);
+
+	if (proto_is_icmp(f->proto)) {
+		uint16_t id = ntohs(nfct_get_attr_u16(nct, ATTR_ICMP_ID));
+		uint16_t rid = id;
+		nlh_reply_icmp_id(nlh, &rid);
+		f->orig.sport = id;
+		f->reply.sport = rid;
+		f->icmp_type = nfct_get_attr_u8(nct, ATTR_ICMP_TYPE);
+		f->icmp_code = nfct_get_attr_u8(nct, ATTR_ICMP_CODE);
+	} else if (nfct_attr_is_set(nct, ATTR_ORIG_PORT_SRC) > 0) {
+		/* TCP, UDP, UDP-Lite, SCTP, DCCP, GRE keys; other protocols have no
+		 * ports and are carried with the addresses alone */
+		f->orig.sport = ntohs(nfct_get_attr_u16(nct, ATTR_ORIG_PORT_SRC));
+		f->orig.dport = ntohs(nfct_get_attr_u16(nct, ATTR_ORIG_PORT_DST));
+		f->reply.sport = ntohs(nfct_get_attr_u16(nct, ATTR_REPL_PORT_SRC));
+		f->reply.dport = ntohs(nfct_get_attr_u16(nct, ATTR_REPL_PORT_DST));
+	}
+
+	if (f->proto == IPPROTO_TCP && nfct_attr_is_set(nct, ATTR_TCP_STATE) > 0) {
+		f->tcp_state = nfct_get_attr_u8(nct, ATTR_TCP_STATE);
+		uint8_t fo = nfct_get_attr_u8(nct, ATTR_TCP_FLAGS_ORIG);
+		uint8_t fr = nfct_get_attr_u8(nct, ATTR_TCP_FLAGS_REPL);
+		/* a scale means something only if both sides offered it in the SYNs */
+		if ((fo & IP_CT_TCP_FLAG_WINDOW_SCALE) && (fr & IP_CT_TCP_FLAG_WINDOW_SCALE) &&
+		    nfct_attr_is_set(nct, ATTR_TCP_WSCALE_ORIG) > 0 &&
+		    nfct_attr_is_set(nct, ATTR_TCP_WSCALE_REPL) > 0) {
+			f->wscale_known = true;
+			f->wscale_orig = nfct_get_attr_u8(nct, ATTR_TCP_WSCALE_ORIG);
+			f->wscale_repl = nfct_get_attr_u8(nct, ATTR_TCP_WSCALE_REPL);
+		}
+	}
+
+	uint32_t status = nfct_get_attr_u32(nct, ATTR_STATUS);
+	if (raw_status != NULL)
+		*raw_status = status;
+	f->status = status & (IPS_SEEN_REPLY | IPS_ASSURED);
+	f->timeout = nfct_get_attr_u32(nct, ATTR_TIMEOUT);
+	f->mark = nfct_get_attr_u32(nct, ATTR_MARK);
+	f->zone = nfct_get_attr_u16(nct, ATTR_ZONE);
+	f->packets[0] = nfct_get_attr_u64(nct, ATTR_ORIG_COUNTER_PACKETS);
+	f->packets[1] = nfct_get_attr_u64(nct, ATTR_REPL_COUNTER_PACKETS);
+	f->bytes[0] = nfct_get_attr_u64(nct, ATTR_ORIG_COUNTER_BYTES);
+	f->bytes[1] = nfct_get_attr_u64(nct, ATTR_REPL_COUNTER_BYTES);
+	return true;
+}
+
+static size_t addr_len(uint8_t af)
+{
+	return af == AF_INET ? 4 : 16;
+}
+
+static bool prefix_match(const struct ct_prefix *p, uint8_t af, const union flow_addr *a)
+{
+	if (p->af != af)
+		return false;
+	unsigned full = p->len / 8, rest = p->len % 8;
+	if (memcmp(p->addr, a->bytes, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (p->addr[full] & mask) == (a->bytes[full] & mask);
+}
+
+static bool flow_filtered(const struct ct *ct, const struct flow *f)
+{
+	if (f->proto == CT_PROTO_CARP || f->proto == CT_PROTO_PFSYNC)
+		return true;
+	for (size_t i = 0; i < ct->nignore; i++) {
+		const struct ct_prefix *p = &ct->ignore[i];
+		if (prefix_match(p, f->af, &f->orig.src) || prefix_match(p, f->af, &f->orig.dst) ||
+		    prefix_match(p, f->af, &f->reply.src) || prefix_match(p, f->af, &f->reply.dst))
+			return true;
+	}
+	return false;
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+static int ev_handler(const struct nlmsghdr *nlh, enum nf_conntrack_msg_type type,
+		      struct nf_conntrack *nct, void *data)
+{
+	struct ct *ct = data;
+	ct->st.events++;
+	/* port id 0 is the kernel itself (packets, timeouts); only a userspace
+	 * request carries a socket's port id */
+	if (nlh->nlmsg_pid != 0 && nlh->nlmsg_pid == ct->own_portid) {
+		ct->st.own_events++;
+		return NFCT_CB_CONTINUE;
+	}
+	struct flow f;
+	if (!nct_to_flow(nlh, nct, &f, NULL) || flow_filtered(ct, &f)) {
+		ct->st.skipped++;
+		return NFCT_CB_CONTINUE;
+	}
+	enum ct_event ev;
+	switch (type) {
+	case NFCT_T_NEW:
+		ev = CT_EV_NEW;
+		break;
+	case NFCT_T_DESTROY:
+		ev = CT_EV_DESTROY;
+		break;
+	case NFCT_T_UPDATE:
+		ev = CT_EV_UPDATE;
+		break;
+	default:
+		ct->st.skipped++;
+		return NFCT_CB_CONTINUE;
+	}
+	if (ct->cb != NULL)
+		ct->cb(ct->arg, ev, &f);
+	return NFCT_CB_CONTINUE;
+}
+
+static void ev_overrun(struct ct *ct)
+{
+	ct->st.overruns++;
+	/* one line per 10 s: under sustained overload every read can overrun */
+	time_t now = time(NULL);
+	if (now - ct->overrun_logged >= 10) {
+		if (ct->overrun_unlogged > 0)
+			log_warn("conntrack events lost again (%llu overruns since the last "
+				 "report): resyncing",
+				 (unsigned long long)ct->overrun_unlogged);
+		else
+			log_warn("conntrack events lost (event socket buffer overrun): resyncing");
+		ct->overrun_logged = now;
+		ct->overrun_unlogged = 0;
+	} else {
+		ct->overrun_unlogged++;
+	}
+	if (ct->resync != NULL)
+		ct->resync(ct->arg);
+}
+
+static void ev_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct ct *ct = arg;
+	struct nfnl_handle *nfnlh = (struct nfnl_handle *)nfct_nfnlh(ct->ev_h);
+
+	for (int i = 0; i < CT_READ_BATCH; i++) {
+		struct sockaddr_nl peer;
+		struct iovec iov = {.iov_base = ct->rbuf, .iov_len = CT_RBUF_SIZE};
+		struct msghdr msg = {.msg_name = &peer,
+				     .msg_namelen = sizeof(peer),
+				     .msg_iov = &iov,
+				     .msg_iovlen = 1};
+		ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == ENOBUFS) {
+				ev_overrun(ct);
+				continue;
+			}
+			ct->st.errors++;
+			log_err("conntrack event socket: %s", strerror(errno));
+			return;
+		}
+		if (n == 0)
+			return;
+		/* only the kernel may talk to us; a truncated datagram lost events */
+		if (msg.msg_namelen != sizeof(peer) || peer.nl_pid != 0)
+			continue;
+		if (msg.msg_flags & MSG_TRUNC) {
+			ev_overrun(ct);
+			continue;
+		}
+		nfnl_process(nfnlh, ct->rbuf, (size_t)n);
+	}
+}
+
+/* ---- queries ----------------------------------------------------------------------------- */
+
+static int get_handler(const struct nlmsghdr *nlh, enum nf_conntrack_msg_type type,
+		       struct nf_conntrack *nct, void *data)
+{
+	struct ct *ct = data;
+	if (ct->get_ctx != NULL && !ct->get_ctx->found &&
+	    nct_to_flow(nlh, nct, &ct->get_ctx->flow, &ct->get_ctx->status))
+		ct->get_ctx->found = true;
+	return NFCT_CB_CONTINUE;
+}
+
+static int dump_handler(const struct nlmsghdr *nlh, enum nf_conntrack_msg_type type,
+			struct nf_conntrack *nct, void *data)
+{
+	struct ct *ct = data;
+	struct flow f;
+	if (!nct_to_flow(nlh, nct, &f, NULL) || flow_filtered(ct, &f))
+		return NFCT_CB_CONTINUE;
+	if (ct->dump_each != NULL)
+		ct->dump_each(ct->dump_arg, &f);
+	return NFCT_CB_CONTINUE;
+}
+
+int ct_dump(struct ct *ct, void (*each)(void *arg, const struct flow *f), void *arg)
+{
+	if (ct->dumping) {
+		errno = EBUSY;
+		return -1;
+	}
+	ct->dumping = true;
+	ct->dump_each = each;
+	ct->dump_arg = arg;
+	uint32_t family = AF_UNSPEC; /* both families in one dump */
+	int r = nfct_query(ct->dump_h, NFCT_Q_DUMP, &family);
+	int saved = errno;
+	ct->dumping = false;
+	ct->dump_each = NULL;
+	if (r < 0) {
+		ct->st.errors++;
+		log_err("conntrack dump: %s", strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- conversion: flow -> kernel ---------------------------------------------------------- */
+
+static int flow_check(const struct flow *f)
+{
+	if (f->af != AF_INET && f->af != AF_INET6)
+		return EAFNOSUPPORT;
+	switch (f->proto) {
+	case IPPROTO_TCP:
+		/* TCP_CONNTRACK_MAX is the kernel's upper bound */
+		return f->tcp_state < TCP_CONNTRACK_MAX ? 0 : EINVAL;
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+	case IPPROTO_SCTP:
+	case IPPROTO_DCCP:
+	case IPPROTO_GRE:
+		return 0;
+	case IPPROTO_ICMP:
+		/* the library indexes a table of reply types with this (0..18);
+		 * the kernel takes only echo/timestamp/info/mask requests */
+		return f->af == AF_INET && f->icmp_type <= 18 ? 0 : EINVAL;
+	case IPPROTO_ICMPV6:
+		/* same, table indexed by type - 128, 13 entries */
+		return f->af == AF_INET6 && f->icmp_type >= 128 && f->icmp_type <= 140 ? 0 : EINVAL;
+	default:
+		/* the library cannot build a tuple for other protocols */
+		return EPROTONOSUPPORT;
+	}
+}
+
+static void set_addr(struct nf_conntrack *nct, uint8_t af, int a4, int a6, const union flow_addr *a)
+{
+	if (af == AF_INET)
+		nfct_set_attr_u32(nct, a4, a->v4.s_addr);
+	else
+		nfct_set_attr(nct, a6, &a->v6);
+}
+
+/* The lookup key: family, protocol, ORIG tuple, zone. */
+static struct nf_conntrack *key_new(const struct flow *f)
+{
+	struct nf_conntrack *nct = nfct_new();
+	if (nct == NULL)
+		return NULL;
+	/* L3 first: the ICMP type setter looks at it */
+	nfct_set_attr_u8(nct, ATTR_ORIG_L3PROTO, f->af);
+	nfct_set_attr_u8(nct, ATTR_ORIG_L4PROTO, f->proto);
+	set_addr(nct, f->af, ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC, &f->orig.src);
+	set_addr(nct, f->af, ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST, &f->orig.dst);
+	if (proto_is_icmp(f->proto)) {
+		nfct_set_attr_u8(nct, ATTR_ICMP_TYPE, f->icmp_type);
+		nfct_set_attr_u8(nct, ATTR_ICMP_CODE, f->icmp_code);
+		nfct_set_attr_u16(nct, ATTR_ICMP_ID, htons(f->orig.sport));
+	} else {
+		nfct_set_attr_u16(nct, ATTR_ORIG_PORT_SRC, htons(f->orig.sport));
+		nfct_set_attr_u16(nct, ATTR_ORIG_PORT_DST, htons(f->orig.dport));
+	}
+	/* zone 0 is the default; leaving it out keeps kernels without zone
+	 * support working */
+	if (f->zone != 0)
+		nfct_set_attr_u16(nct, ATTR_ZONE, f->zone);
+	return nct;
+}
+
+static bool addr_eq(uint8_t af, const union flow_addr *a, const union flow_addr *b)
+{
+	return memcmp(a->bytes, b->bytes, addr_len(af)) == 0;
+}
+
+/* Source NAT: the answer goes to someone other than the initiator. */
+static bool flow_snat(const struct flow *f)
+{
+	if (!addr_eq(f->af, &f->reply.dst, &f->orig.src))
+		return true;
+	return proto_has_ports(f->proto) && f->reply.dport != f->orig.sport;
+}
+
+/* Destination NAT: the answer comes from someone other than the one addressed. */
+static bool flow_dnat(const struct flow *f)
+{
+	if (!addr_eq(f->af, &f->reply.src, &f->orig.dst))
+		return true;
+	return proto_has_ports(f->proto) && f->reply.sport != f->orig.dport;
+}
+
+/* NAT ports go to the kernel for TCP and UDP only (libnetfilter_conntrack's
+ * nfct_build_protonat), so only those can be compared. */
+static bool nat_port_proto(uint8_t proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP;
+}
+
+/* Does the kernel's REPLY tuple already say what f->reply says? */
+static bool reply_matches(const struct flow *want, const struct flow *have)
+{
+	if (!addr_eq(want->af, &want->reply.src, &have->reply.src) ||
+	    !addr_eq(want->af, &want->reply.dst, &have->reply.dst))
+		return false;
+	if (nat_port_proto(want->proto))
+		return want->reply.sport == have->reply.sport &&
+		       want->reply.dport == have->reply.dport;
+	return true;
+}
+
+static void set_tcp(struct nf_conntrack *nct, const struct flow *f)
+{
+	nfct_set_attr_u8(nct, ATTR_TCP_STATE, f->tcp_state);
+	/* pf's sequence windows cannot be loaded into conntrack, so the entry
+	 * must not check windows (BE_LIBERAL) until it has relearned them */
+	uint8_t flags = IP_CT_TCP_FLAG_BE_LIBERAL | IP_CT_TCP_FLAG_SACK_PERM;
+	/* as conntrackd: a closing entry lets a new SYN reuse the tuple */
+	if (f->tcp_state == TCP_CONNTRACK_TIME_WAIT || f->tcp_state == TCP_CONNTRACK_CLOSE)
+		flags |= IP_CT_TCP_FLAG_CLOSE_INIT;
+	if (f->wscale_known) {
+		/* the kernel takes the scales only with both WINDOW_SCALE flags */
+		flags |= IP_CT_TCP_FLAG_WINDOW_SCALE;
+		nfct_set_attr_u8(nct, ATTR_TCP_WSCALE_ORIG, f->wscale_orig & 0x0f);
+		nfct_set_attr_u8(nct, ATTR_TCP_WSCALE_REPL, f->wscale_repl & 0x0f);
+	}
+	nfct_set_attr_u8(nct, ATTR_TCP_FLAGS_ORIG, flags);
+	nfct_set_attr_u8(nct, ATTR_TCP_MASK_ORIG, flags);
+	nfct_set_attr_u8(nct, ATTR_TCP_FLAGS_REPL, flags);
+	nfct_set_attr_u8(nct, ATTR_TCP_MASK_REPL, flags);
+}
+
+static uint32_t flow_timeout(const struct flow *f)
+{
+	return f->timeout ? f->timeout : 1;
+}
+
+static int do_query(struct ct *ct, const struct nf_conntrack *nct, enum nf_conntrack_query q)
+{
+	return nfct_query(ct->cmd_h, q, nct);
+}
+
+/*
+ * Create. The REPLY tuple is the reverse of ORIG (NFCT_SOPT_SETUP_REPLY) and the
+ * NAT goes in as CTA_NAT_SRC/CTA_NAT_DST: the kernel's NAT core then rewrites the
+ * REPLY tuple and sets IPS_SRC_NAT/IPS_DST_NAT, which is what makes packets be
+ * translated. Sending the translated REPLY tuple instead gives an entry that looks
+ * right in `conntrack -L` but translates nothing (the NAT status bits cannot be set
+ * through CTA_STATUS), and sending both makes the NAT core see nothing to do.
+ */
+static int do_create(struct ct *ct, const struct flow *f)
+{
+	struct nf_conntrack *nct = key_new(f);
+	if (nct == NULL)
+		return -1;
+	nfct_setobjopt(nct, NFCT_SOPT_SETUP_REPLY);
+	/* IPS_EXPECTED cannot be set (the kernel refuses it); we only carry these */
+	nfct_set_attr_u32(nct, ATTR_STATUS, f->status & (IPS_SEEN_REPLY | IPS_ASSURED));
+	nfct_set_attr_u32(nct, ATTR_TIMEOUT, flow_timeout(f));
+	if (f->mark != 0)
+		nfct_set_attr_u32(nct, ATTR_MARK, f->mark);
+	if (f->proto == IPPROTO_TCP)
+		set_tcp(nct, f);
+	if (flow_snat(f)) {
+		set_addr(nct, f->af, ATTR_SNAT_IPV4, ATTR_SNAT_IPV6, &f->reply.dst);
+		if (nat_port_proto(f->proto))
+			nfct_set_attr_u16(nct, ATTR_SNAT_PORT, htons(f->reply.dport));
+	}
+	if (flow_dnat(f)) {
+		set_addr(nct, f->af, ATTR_DNAT_IPV4, ATTR_DNAT_IPV6, &f->reply.src);
+		if (nat_port_proto(f->proto))
+			nfct_set_attr_u16(nct, ATTR_DNAT_PORT, htons(f->reply.sport));
+	}
+	int r = do_query(ct, nct, NFCT_Q_CREATE);
+	int saved = errno;
+	nfct_destroy(nct);
+	errno = saved;
+	return r;
+}
+
+/* Update in place: no tuples beyond the key, no NAT (the kernel refuses NAT
+ * changes on a live entry). status is the kernel's current raw status: the kernel
+ * refuses to clear SEEN_REPLY/ASSURED or to flip EXPECTED, so we send it back with
+ * our bits added, and only when there is something to add. */
+static int do_update(struct ct *ct, const struct flow *f, uint32_t status)
+{
+	struct nf_conntrack *nct = key_new(f);
+	if (nct == NULL)
+		return -1;
+	uint32_t want = f->status & (IPS_SEEN_REPLY | IPS_ASSURED);
+	if (want & ~status)
+		nfct_set_attr_u32(nct, ATTR_STATUS, status | want);
+	nfct_set_attr_u32(nct, ATTR_TIMEOUT, flow_timeout(f));
+	/* 0 means "no mark from the peer": keep what local rules set */
+	if (f->mark != 0)
+		nfct_set_attr_u32(nct, ATTR_MARK, f->mark);
+	if (f->proto == IPPROTO_TCP)
+		set_tcp(nct, f);
+	int r = do_query(ct, nct, NFCT_Q_UPDATE);
+	int saved = errno;
+	nfct_destroy(nct);
+	errno = saved;
+	return r;
+}
+
+static int do_destroy(struct ct *ct, const struct flow *f)
+{
+	struct nf_conntrack *nct = key_new(f);
+	if (nct == NULL)
+		return -1;
+	int r = do_query(ct, nct, NFCT_Q_DESTROY);
+	int saved = errno;
+	nfct_destroy(nct);
+	errno = saved;
+	return r;
+}
+
+/* 1 found, 0 not there, -1 error */
+static int do_get(struct ct *ct, const struct flow *f, struct ct_found *out)
+{
+	struct nf_conntrack *nct = key_new(f);
+	if (nct == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	ct->get_ctx = out;
+	int r = do_query(ct, nct, NFCT_Q_GET);
+	int saved = errno;
+	ct->get_ctx = NULL;
+	nfct_destroy(nct);
+	if (r < 0) {
+		errno = saved;
+		return saved == ENOENT ? 0 : -1;
+	}
+	if (!out->found) {
+		errno = ENOENT;
+		return 0;
+	}
+	return 1;
+}
+
+static void inject_failed(struct ct *ct, const struct flow *f, const char *what, int err)
+{
+	char buf[512];
+	ct->st.errors++;
+	/* a systematic failure (no NAT support, table full) hits every flow of a
+	 * bulk update: one line per second, the rest in the counter */
+	time_t now = time(NULL);
+	if (now == ct->fail_logged) {
+		errno = err;
+		return;
+	}
+	ct->fail_logged = now;
+	log_warn("conntrack %s failed: %s%s: %s", what, strerror(err),
+		 err == EOPNOTSUPP && (flow_snat(f) || flow_dnat(f))
+			 ? " (NAT needs nf_nat and a nat table for this family)"
+			 : "",
+		 ct_flow_str(f, buf, sizeof(buf)));
+	errno = err;
+}
+
+int ct_inject(struct ct *ct, const struct flow *f)
+{
+	int err = flow_check(f);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	/* Two rounds: the entry can appear (traffic) or vanish (timeout) between
+	 * our lookup and our request. */
+	for (int round = 0; round < 2; round++) {
+		struct ct_found cur;
+		int g = do_get(ct, f, &cur);
+		if (g < 0) {
+			inject_failed(ct, f, "lookup", errno);
+			return -1;
+		}
+		if (g > 0 && reply_matches(f, &cur.flow)) {
+			if (do_update(ct, f, cur.status) == 0) {
+				ct->st.updated++;
+				return 0;
+			}
+			if (errno == ENOENT)
+				continue;
+			/* refused (e.g. a status bit it will not change): replace
+			 * the entry, as conntrackd does */
+			log_debug("conntrack update refused (%s), replacing the entry",
+				  strerror(errno));
+		}
+		if (g > 0 && do_destroy(ct, f) < 0 && errno != ENOENT) {
+			inject_failed(ct, f, "replace (delete)", errno);
+			return -1;
+		}
+		if (do_create(ct, f) == 0) {
+			ct->st.injected++;
+			return 0;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	inject_failed(ct, f, "create", errno);
+	return -1;
+}
+
+int ct_remove(struct ct *ct, const struct flow *f)
+{
+	int err = flow_check(f);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	if (do_destroy(ct, f) < 0) {
+		err = errno;
+		if (err != ENOENT) {
+			ct->st.errors++;
+			log_warn("conntrack delete failed: %s", strerror(err));
+		}
+		errno = err;
+		return -1;
+	}
+	ct->st.removed++;
+	return 0;
+}
+
+int ct_get(struct ct *ct, const struct flow *key, struct flow *out)
+{
+	int err = flow_check(key);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	struct ct_found cur;
+	int r = do_get(ct, key, &cur);
+	if (r <= 0) {
+		if (r < 0)
+			ct->st.errors++;
+		return -1;
+	}
+	*out = cur.flow;
+	return 0;
+}
+
+int ct_set_ignore(struct ct *ct, int af, const void *addr, uint8_t prefixlen)
+{
+	if ((af != AF_INET && af != AF_INET6) || prefixlen > addr_len((uint8_t)af) * 8) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (ct->nignore >= CT_MAX_IGNORE) {
+		errno = ENOSPC;
+		return -1;
+	}
+	struct ct_prefix *p = &ct->ignore[ct->nignore++];
+	memset(p, 0, sizeof(*p));
+	p->af = (uint8_t)af;
+	p->len = prefixlen;
+	memcpy(p->addr, addr, addr_len((uint8_t)af));
+	return 0;
+}
+
+unsigned ct_set_rcvbuf(struct ct *ct, unsigned bytes)
+{
+	if (ct->ev_h == NULL)
+		return 0;
+	/* The kernel doubles what it is given (socket(7), SO_RCVBUF), so ask for
+	 * half. nfnl_rcvbufsiz tries SO_RCVBUFFORCE (root, past
+	 * net.core.rmem_max) first, then SO_RCVBUF, and returns what it got. */
+	unsigned got = nfnl_rcvbufsiz(nfct_nfnlh(ct->ev_h), bytes / 2);
+	if (got < bytes)
+		log_warn("conntrack event socket buffer is %u bytes, asked for %u", got, bytes);
+	else
+		log_debug("conntrack event socket buffer: %u bytes", got);
+	return got;
+}
+
+const struct ct_stats *ct_stats(const struct ct *ct)
+{
+	return &ct->st;
+}
+
+/* ---- open / close ------------------------------------------------------------------------ */
+
+static int ev_open(struct ct *ct)
+{
+	ct->ev_h = nfct_open(CONNTRACK, NFCT_ALL_CT_GROUPS);
+	if (ct->ev_h == NULL)
+		return -1;
+	int fd = nfct_fd(ct->ev_h);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	ct_set_rcvbuf(ct, CT_RCVBUF);
+	if (nfct_callback_register2(ct->ev_h, NFCT_T_ALL, ev_handler, ct) < 0)
+		return -1;
+	ct->rbuf = malloc(CT_RBUF_SIZE);
+	if (ct->rbuf == NULL)
+		return -1;
+	ct->ev = event_new(ct->base, fd, EV_READ | EV_PERSIST, ev_readable, ct);
+	if (ct->ev == NULL || event_add(ct->ev, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+struct ct *ct_open(struct event_base *base, ct_event_cb cb, ct_resync_cb resync, void *arg)
+{
+	struct ct *ct = calloc(1, sizeof(*ct));
+	if (ct == NULL)
+		return NULL;
+	ct->base = base;
+	ct->cb = cb;
+	ct->resync = resync;
+	ct->arg = arg;
+	ct->cmd_h = nfct_open(CONNTRACK, 0);
+	ct->dump_h = nfct_open(CONNTRACK, 0);
+	if (ct->cmd_h == NULL || ct->dump_h == NULL)
+		goto fail;
+	/* the port id the kernel puts into events our requests cause */
+	ct->own_portid = nfnl_portid(nfct_nfnlh(ct->cmd_h));
+	if (nfct_callback_register2(ct->cmd_h, NFCT_T_ALL, get_handler, ct) < 0 ||
+	    nfct_callback_register2(ct->dump_h, NFCT_T_ALL, dump_handler, ct) < 0)
+		goto fail;
+	if (base != NULL && ev_open(ct) < 0)
+		goto fail;
+	return ct;
+fail : {
+	int saved = errno;
+	log_err("cannot open ctnetlink: %s (is nf_conntrack_netlink available?)", strerror(saved));
+	ct_close(ct);
+	errno = saved;
+	return NULL;
+}
+}
+
+void ct_close(struct ct *ct)
+{
+	if (ct == NULL)
+		return;
+	if (ct->ev != NULL)
+		event_free(ct->ev);
+	if (ct->ev_h != NULL)
+		nfct_close(ct->ev_h);
+	if (ct->cmd_h != NULL)
+		nfct_close(ct->cmd_h);
+	if (ct->dump_h != NULL)
+		nfct_close(ct->dump_h);
+	free(ct->rbuf);
+	free(ct);
+}
+
+/* ---- kernel checks ------------------------------------------------------------------------ */
+
+static int read_sysctl(const char *name, long *out)
+{
+	char path[128], buf[32];
+	snprintf(path, sizeof(path), "/proc/sys/net/netfilter/%s", name);
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		return -1;
+	char *ok = fgets(buf, sizeof(buf), fp);
+	fclose(fp);
+	if (ok == NULL)
+		return -1;
+	*out = strtol(buf, NULL, 10);
+	return 0;
+}
+
+static void appendf(char *why, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void appendf(char *why, size_t len, const char *fmt, ...)
+{
+	size_t used = strnlen(why, len);
+	if (used + 1 >= len)
+		return;
+	if (used > 0) {
+		snprintf(why + used, len - used, "; ");
+		used = strnlen(why, len);
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+int ct_check_kernel(char *why, size_t len)
+{
+	int blockers = 0;
+	long v;
+	if (why == NULL || len == 0) {
+		static char scratch[512];
+		why = scratch;
+		len = sizeof(scratch);
+	}
+	why[0] = '\0';
+	if (read_sysctl("nf_conntrack_max", &v) < 0) {
+		appendf(why, len,
+			"nf_conntrack is not loaded in this network namespace "
+			"(/proc/sys/net/netfilter/nf_conntrack_max is missing): "
+			"modprobe nf_conntrack nf_conntrack_netlink");
+		return 1;
+	}
+	if (read_sysctl("nf_conntrack_events", &v) == 0 && v == 2)
+		appendf(why, len,
+			"net.netfilter.nf_conntrack_events=2: connections created before carpd "
+			"subscribed send no events (not even DESTROY); the periodic dump covers "
+			"them, or set it to 1");
+	if (read_sysctl("nf_conntrack_events", &v) == 0 && v == 0) {
+		appendf(why, len,
+			"net.netfilter.nf_conntrack_events=0: the kernel sends no conntrack "
+			"events, "
+			"local connections cannot be replicated (set it to 1 or 2)");
+		blockers++;
+	}
+	if (read_sysctl("nf_conntrack_tcp_loose", &v) == 0) {
+		if (v == 0)
+			appendf(why, len,
+				"net.netfilter.nf_conntrack_tcp_loose=0: after a failover, TCP "
+				"connections that were not injected beforehand are not picked up "
+				"mid-stream (their packets are INVALID); injected ones pass. Set "
+				"it "
+				"to 1 unless every connection is replicated before failover");
+		else
+			appendf(why, len,
+				"net.netfilter.nf_conntrack_tcp_loose=%ld: TCP connections missed "
+				"by "
+				"replication are picked up mid-stream after a failover",
+				v);
+	}
+	if (read_sysctl("nf_conntrack_acct", &v) == 0 && v == 0)
+		appendf(why, len,
+			"net.netfilter.nf_conntrack_acct=0: no packet/byte counters (informational "
+			"only)");
+	/* nf_nat is not checked: it is often built in (no /sys/module entry), and
+	 * injecting a NAT flow without it fails with a message that says so */
+	return blockers;
+}
+
+/* ---- formatting ---------------------------------------------------------------------------- */
+
+const char *ct_tcp_state_name(uint8_t state)
+{
+	static const char *const names[] = {"NONE",	"SYN_SENT",   "SYN_RECV", "ESTABLISHED",
+					    "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT",
+					    "CLOSE",	"SYN_SENT2"};
+	return state < sizeof(names) / sizeof(names[0]) ? names[state] : "UNKNOWN";
+}
+
+static const char *proto_name(uint8_t proto, char *buf, size_t len)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	case IPPROTO_UDPLITE:
+		return "udplite";
+	case IPPROTO_SCTP:
+		return "sctp";
+	case IPPROTO_DCCP:
+		return "dccp";
+	case IPPROTO_GRE:
+		return "gre";
+	case IPPROTO_ICMP:
+		return "icmp";
+	case IPPROTO_ICMPV6:
+		return "icmpv6";
+	default:
+		snprintf(buf, len, "%u", proto);
+		return buf;
+	}
+}
+
+const char *ct_flow_str(const struct flow *f, char *buf, size_t len)
+{
+	char a[4][INET6_ADDRSTRLEN], pn[8];
+	int af = f->af == AF_INET6 ? AF_INET6 : AF_INET;
+	inet_ntop(af, &f->orig.src, a[0], sizeof(a[0]));
+	inet_ntop(af, &f->orig.dst, a[1], sizeof(a[1]));
+	inet_ntop(af, &f->reply.src, a[2], sizeof(a[2]));
+	inet_ntop(af, &f->reply.dst, a[3], sizeof(a[3]));
+	int n = snprintf(buf, len, "proto=%s src=%s dst=%s rsrc=%s rdst=%s",
+			 proto_name(f->proto, pn, sizeof(pn)), a[0], a[1], a[2], a[3]);
+	size_t used = n < 0 ? 0 : (size_t)n;
+#define APPEND(...)                                                                                \
+	do {                                                                                       \
+		if (used < len) {                                                                  \
+			int m = snprintf(buf + used, len - used, __VA_ARGS__);                     \
+			used += m < 0 ? 0 : (size_t)m;                                             \
+		}                                                                                  \
+	} while (0)
+	if (proto_is_icmp(f->proto))
+		APPEND(" type=%u code=%u id=%u rid=%u", f->icmp_type, f->icmp_code, f->orig.sport,
+		       f->reply.sport);
+	else
+		APPEND(" sport=%u dport=%u rsport=%u rdport=%u", f->orig.sport, f->orig.dport,
+		       f->reply.sport, f->reply.dport);
+	if (f->proto == IPPROTO_TCP)
+		APPEND(" state=%s", ct_tcp_state_name(f->tcp_state));
+	if (f->wscale_known)
+		APPEND(" wscale=%u,%u", f->wscale_orig, f->wscale_repl);
+	APPEND(" status=%s%s%s", f->status & FLOW_SEEN_REPLY ? "SEEN_REPLY" : "",
+	       (f->status & FLOW_SEEN_REPLY) && (f->status & FLOW_ASSURED) ? "," : "",
+	       f->status & FLOW_ASSURED ? "ASSURED" : (f->status ? "" : "none"));
+	APPEND(" timeout=%u mark=%u zone=%u", f->timeout, f->mark, f->zone);
+	if (f->packets[0] || f->packets[1])
+		APPEND(" packets=%llu,%llu bytes=%llu,%llu", (unsigned long long)f->packets[0],
+		       (unsigned long long)f->packets[1], (unsigned long long)f->bytes[0],
+		       (unsigned long long)f->bytes[1]);
+#undef APPEND
+	return buf;
+}
