@@ -129,7 +129,9 @@ void control_handle(struct carpd *cd, const char *request, struct evbuffer *out)
 		evbuffer_add_printf(out, "ok\n%u@%s %s\n", vh->cfg.vhid, vh->cfg.ifname,
 				    carp_state_name(vh->state));
 	} else if (!strcmp(w[0], "sync") && n == 2 && !strcmp(w[1], "bulk")) {
-		reply_error(out, "pfsync is not configured");
+		reply_error(out, cd->conf->pfsync.enabled
+					 ? "state replication (pfsync) is not implemented in this version"
+					 : "pfsync is not configured");
 	} else if (!strcmp(w[0], "version") && n == 1) {
 		evbuffer_add_printf(out, "ok\ncarpd %s\n", CARPD_VERSION);
 	} else {

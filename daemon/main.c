@@ -259,6 +259,10 @@ int main(int argc, char **argv)
 		cd.watchdog = event_new(cd.base, -1, EV_PERSIST, watchdog_cb, &cd);
 		event_add(cd.watchdog, &tv);
 	}
+	if (cd.conf->pfsync.enabled)
+		log_warn("pfsync on %s: the block is checked, but this version does not replicate "
+			 "states yet; established connections will not survive a failover",
+			 cd.conf->pfsync.ifname);
 	log_info("carpd %s started: %zu vhid(s), control socket %s", CARPD_VERSION, cd.nvhids,
 		 control_path(&cd, cd.conf));
 	sd_notify(0, "READY=1");
