@@ -16,7 +16,7 @@
 
 #include "daemon/carpd.h"
 
-#define LINK_DOWN_DEMOTION 240 /* net.inet.carp.ifdown_demotion_factor */
+#define LINK_DOWN_DEMOTION  240 /* net.inet.carp.ifdown_demotion_factor */
 #define MAINTENANCE_ADVSKEW 254 /* what pfSense's maintenance mode configures */
 
 const char *carp_state_name(enum carp_state st)
@@ -86,8 +86,8 @@ static void set_state(struct vhid *vh, enum carp_state to, const char *reason)
 	clock_gettime(CLOCK_REALTIME, &vh->last_transition);
 	snprintf(vh->last_reason, sizeof(vh->last_reason), "%s", reason);
 	/* FreeBSD's wording: "carp: 1@lan0: BACKUP -> MASTER (master timed out)" */
-	log_info("carp: %u@%s: %s -> %s (%s)", vh->cfg.vhid, vh->cfg.ifname,
-		 carp_state_name(from), carp_state_name(to), reason);
+	log_info("carp: %u@%s: %s -> %s (%s)", vh->cfg.vhid, vh->cfg.ifname, carp_state_name(from),
+		 carp_state_name(to), reason);
 	hooks_run(vh->carpd, vh, from, to, reason);
 }
 

@@ -64,8 +64,9 @@ static void badlog(struct vhid *vh, struct carp_if *cif, const char *fmt, const 
 	else
 		snprintf(where, sizeof(where), "%s", cif->name);
 	if (*supp)
-		log_warn("carp: %s: %s from %s: %s (and %llu more dropped packets in the last %lds)",
-			 where, fmt, src, why, (unsigned long long)*supp, (long)(now - *last));
+		log_warn(
+			"carp: %s: %s from %s: %s (and %llu more dropped packets in the last %lds)",
+			where, fmt, src, why, (unsigned long long)*supp, (long)(now - *last));
 	else
 		log_warn("carp: %s: %s from %s: %s", where, fmt, src, why);
 	*last = now;
@@ -267,7 +268,8 @@ int carp_if_open(struct carp_if *cif)
 				strerror(errno));
 			rc = -1;
 		} else {
-			cif->ev4 = event_new(cd->base, cif->fd4, EV_READ | EV_PERSIST, recv4_cb, cif);
+			cif->ev4 =
+				event_new(cd->base, cif->fd4, EV_READ | EV_PERSIST, recv4_cb, cif);
 			event_add(cif->ev4, NULL);
 		}
 	}
@@ -278,7 +280,8 @@ int carp_if_open(struct carp_if *cif)
 				strerror(errno));
 			rc = -1;
 		} else {
-			cif->ev6 = event_new(cd->base, cif->fd6, EV_READ | EV_PERSIST, recv6_cb, cif);
+			cif->ev6 =
+				event_new(cd->base, cif->fd6, EV_READ | EV_PERSIST, recv6_cb, cif);
 			event_add(cif->ev6, NULL);
 		}
 	}
@@ -372,8 +375,8 @@ static int send_frame(struct carpd *cd, struct carp_if *cif, const uint8_t *fram
 				  .sll_ifindex = cif->ifindex,
 				  .sll_halen = 6};
 	memcpy(sll.sll_addr, frame, 6);
-	ssize_t n = sendto(cd->pkt_fd, frame, len, MSG_DONTWAIT, (struct sockaddr *)&sll,
-			   sizeof(sll));
+	ssize_t n =
+		sendto(cd->pkt_fd, frame, len, MSG_DONTWAIT, (struct sockaddr *)&sll, sizeof(sll));
 	return n == (ssize_t)len ? 0 : -1;
 }
 
@@ -429,7 +432,8 @@ static void send_one(struct vhid *vh, int family, bool bowout)
 		if (cif->has_src6)
 			src = cif->src6;
 		if (vh->cfg.has_peer6) {
-			struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_addr = vh->cfg.peer6};
+			struct sockaddr_in6 to = {.sin6_family = AF_INET6,
+						  .sin6_addr = vh->cfg.peer6};
 			if (IN6_IS_ADDR_LINKLOCAL(&vh->cfg.peer6))
 				to.sin6_scope_id = (uint32_t)cif->ifindex;
 			rc = cd->uni6_fd >= 0 && sendto(cd->uni6_fd, carp, sizeof(carp), 0,

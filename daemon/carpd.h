@@ -33,7 +33,7 @@ struct carp_counters {
 	uint64_t badsum;      /* checksum */
 	uint64_t badlen;      /* too short */
 	uint64_t badver;      /* version not 2 (VRRPv3 neighbours land here) */
-	uint64_t badif;       /* our own packet looped back (counter we sent) */
+	uint64_t badif;	      /* our own packet looped back (counter we sent) */
 	uint64_t oerrors;     /* send failures */
 	uint64_t transitions; /* state changes */
 	uint64_t conflicts;   /* a second MASTER was heard while we were MASTER */
@@ -45,9 +45,9 @@ struct carp_if {
 	char name[IF_NAMESIZE];
 	int ifindex;
 	uint8_t mac[6];
-	bool link_up;         /* IFF_UP and carrier (IFF_LOWER_UP) */
-	bool seen;            /* exists in the kernel */
-	int fd4, fd6;         /* raw protocol-112 receive sockets, -1 if unused */
+	bool link_up; /* IFF_UP and carrier (IFF_LOWER_UP) */
+	bool seen;    /* exists in the kernel */
+	int fd4, fd6; /* raw protocol-112 receive sockets, -1 if unused */
 	struct event *ev4, *ev6;
 	bool has_src4, has_src6;
 	struct in_addr src4;  /* first IPv4 address of the interface (advert source) */
@@ -64,20 +64,20 @@ struct vhid {
 	struct conf_vhid cfg;
 	struct carp_if *cif;
 	enum carp_state state;
-	bool has_v4, has_v6;          /* the vhid has addresses of this family */
+	bool has_v4, has_v6; /* the vhid has addresses of this family */
 	struct carp_auth auth;
-	uint64_t counter;             /* FreeBSD sc_counter */
-	bool init_counter;            /* true until a valid peer advertisement was heard */
-	bool link_demoted;            /* our +240 for a down parent is in force */
-	struct event *ad_timer;       /* MASTER: next advertisement */
-	struct event *md_timer4;      /* BACKUP: master down, IPv4 */
-	struct event *md_timer6;      /* BACKUP: master down, IPv6 */
-	struct event *garp_timer;     /* MASTER: gratuitous ARP / NA repeats */
+	uint64_t counter;	  /* FreeBSD sc_counter */
+	bool init_counter;	  /* true until a valid peer advertisement was heard */
+	bool link_demoted;	  /* our +240 for a down parent is in force */
+	struct event *ad_timer;	  /* MASTER: next advertisement */
+	struct event *md_timer4;  /* BACKUP: master down, IPv4 */
+	struct event *md_timer6;  /* BACKUP: master down, IPv6 */
+	struct event *garp_timer; /* MASTER: gratuitous ARP / NA repeats */
 	int garp_round;
 	/* the macvlan carrying the virtual MAC */
 	char mvname[IF_NAMESIZE];
 	int mv_ifindex;
-	bool addrs_up;                /* addresses are installed and the macvlan is up */
+	bool addrs_up; /* addresses are installed and the macvlan is up */
 	/* what operators look at */
 	struct timespec last_transition; /* CLOCK_REALTIME */
 	char last_reason[96];
@@ -108,17 +108,17 @@ struct carpd {
 	size_t nvhids;
 	struct carp_if *ifs;
 	/* demotion: FreeBSD's net.inet.carp.demotion; link-down adds +240 per vhid */
-	int demotion;        /* operator part: 'carpctl demote N' */
-	int link_demotion;   /* automatic part: 240 per vhid whose parent is down */
-	bool maintenance;    /* pfSense persistent maintenance mode: advskew 254 */
+	int demotion;	   /* operator part: 'carpctl demote N' */
+	int link_demotion; /* automatic part: 240 per vhid whose parent is down */
+	bool maintenance;  /* pfSense persistent maintenance mode: advskew 254 */
 	bool stopping;
 	/* sockets */
-	int pkt_fd;          /* AF_PACKET: multicast adverts, GARP, NA with the virtual MAC */
-	int uni4_fd;         /* raw IPv4 (IP_HDRINCL) for unicast peers */
-	int uni6_fd;         /* raw IPv6 for unicast peers */
+	int pkt_fd;  /* AF_PACKET: multicast adverts, GARP, NA with the virtual MAC */
+	int uni4_fd; /* raw IPv4 (IP_HDRINCL) for unicast peers */
+	int uni6_fd; /* raw IPv6 for unicast peers */
 	/* netlink */
-	struct nl_sock *nl_cmd;        /* requests: macvlan, addresses */
-	struct nl_sock *nl_mon;        /* cache manager socket */
+	struct nl_sock *nl_cmd; /* requests: macvlan, addresses */
+	struct nl_sock *nl_mon; /* cache manager socket */
 	struct nl_cache_mngr *nl_mngr;
 	struct nl_cache *link_cache, *addr_cache;
 	struct event *nl_ev;
@@ -164,8 +164,8 @@ int vip_init(struct carpd *cd);
 void vip_fini(struct carpd *cd);
 int vip_create(struct vhid *vh);   /* the macvlan, down, no addresses */
 void vip_destroy(struct vhid *vh); /* removes the macvlan (addresses go with it) */
-int vip_up(struct vhid *vh);       /* addresses on, link up */
-void vip_down(struct vhid *vh);    /* addresses off, link down */
+int vip_up(struct vhid *vh);	   /* addresses on, link up */
+void vip_down(struct vhid *vh);	   /* addresses off, link down */
 int vip_sync_addrs(struct vhid *vh, const struct conf_vhid *old);
 void vip_cleanup_stale(struct carpd *cd);
 int if_prepare_sysctls(struct carp_if *cif);

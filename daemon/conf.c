@@ -50,8 +50,8 @@ struct token {
 
 struct stmt {
 	struct token tok[STMT_MAX_TOKENS];
-	size_t ntok;        /* tokens stored (at most STMT_MAX_TOKENS) */
-	size_t nextra;      /* tokens seen beyond STMT_MAX_TOKENS */
+	size_t ntok;	    /* tokens stored (at most STMT_MAX_TOKENS) */
+	size_t nextra;	    /* tokens seen beyond STMT_MAX_TOKENS */
 	enum tok_type term; /* T_NL, T_EOF, T_LBRACE or T_RBRACE */
 	int term_line;
 };
@@ -87,24 +87,24 @@ static const struct {
 	const char *name;
 	enum ctx ctx;
 } keywords[KW__COUNT] = {
-        [KW_CONTROL] = {"control", CTX_GLOBAL},
-        [KW_PREEMPT] = {"preempt", CTX_GLOBAL},
-        [KW_HOSTID] = {"hostid", CTX_GLOBAL},
-        [KW_NOTIFY] = {"notify", CTX_GLOBAL},
-        [KW_NOTIFY_USER] = {"notify-user", CTX_GLOBAL},
-        [KW_STATE_DIR] = {"state-dir", CTX_GLOBAL},
-        [KW_VHID] = {"vhid", CTX_GLOBAL},
-        [KW_PFSYNC] = {"pfsync", CTX_GLOBAL},
-        [KW_ADDRESS] = {"address", CTX_VHID},
-        [KW_ADVBASE] = {"advbase", CTX_VHID},
-        [KW_ADVSKEW] = {"advskew", CTX_VHID},
-        [KW_PASSWORD] = {"password", CTX_VHID},
-        [KW_PFSENSE_PASSWORD] = {"pfsense-password", CTX_VHID},
-        [KW_PEER] = {"peer", CTX_VHID},
-        [KW_PEER6] = {"peer6", CTX_VHID},
-        [KW_SYNCPEER] = {"syncpeer", CTX_PFSYNC},
-        [KW_VERSION] = {"version", CTX_PFSYNC},
-        [KW_DEFER] = {"defer", CTX_PFSYNC},
+	[KW_CONTROL] = {"control", CTX_GLOBAL},
+	[KW_PREEMPT] = {"preempt", CTX_GLOBAL},
+	[KW_HOSTID] = {"hostid", CTX_GLOBAL},
+	[KW_NOTIFY] = {"notify", CTX_GLOBAL},
+	[KW_NOTIFY_USER] = {"notify-user", CTX_GLOBAL},
+	[KW_STATE_DIR] = {"state-dir", CTX_GLOBAL},
+	[KW_VHID] = {"vhid", CTX_GLOBAL},
+	[KW_PFSYNC] = {"pfsync", CTX_GLOBAL},
+	[KW_ADDRESS] = {"address", CTX_VHID},
+	[KW_ADVBASE] = {"advbase", CTX_VHID},
+	[KW_ADVSKEW] = {"advskew", CTX_VHID},
+	[KW_PASSWORD] = {"password", CTX_VHID},
+	[KW_PFSENSE_PASSWORD] = {"pfsense-password", CTX_VHID},
+	[KW_PEER] = {"peer", CTX_VHID},
+	[KW_PEER6] = {"peer6", CTX_VHID},
+	[KW_SYNCPEER] = {"syncpeer", CTX_PFSYNC},
+	[KW_VERSION] = {"version", CTX_PFSYNC},
+	[KW_DEFER] = {"defer", CTX_PFSYNC},
 };
 
 static const char *const ctx_name[] = {"global", "vhid", "pfsync"};
@@ -151,7 +151,7 @@ struct parser {
 /* ---- errors ---------------------------------------------------------------- */
 
 __attribute__((format(printf, 3, 4))) static void perror_at(struct parser *p, int line,
-                                                            const char *fmt, ...)
+							    const char *fmt, ...)
 {
 	size_t size = sizeof(p->errs[0].msg);
 	va_list ap;
@@ -163,7 +163,7 @@ __attribute__((format(printf, 3, 4))) static void perror_at(struct parser *p, in
 	if (p->nerrs == CONF_MAX_ERRORS - 1) {
 		/* The last slot says that the list is incomplete. */
 		snprintf(p->errs[p->nerrs].msg, sizeof(p->errs[0].msg),
-		         "%s:%d: too many errors, giving up", p->name, line);
+			 "%s:%d: too many errors, giving up", p->name, line);
 		p->errs[p->nerrs++].line = -1;
 		p->stopped = true;
 		return;
@@ -180,7 +180,7 @@ __attribute__((format(printf, 3, 4))) static void perror_at(struct parser *p, in
 }
 
 __attribute__((format(printf, 2, 3))) static void append_err(struct conf_errors *errs,
-                                                             const char *fmt, ...)
+							     const char *fmt, ...)
 {
 	va_list ap;
 
@@ -284,7 +284,7 @@ static void lex_string(struct parser *p, struct token *t)
 		if (t->len >= TOKEN_MAX) {
 			if (!too_long)
 				perror_at(p, t->line, "string too long (at most %d bytes)",
-				          TOKEN_MAX);
+					  TOKEN_MAX);
 			too_long = true;
 			continue;
 		}
@@ -345,7 +345,7 @@ static void next_token(struct parser *p, struct token *t)
 		if (t->len >= TOKEN_MAX) {
 			if (!too_long)
 				perror_at(p, t->line, "word too long (at most %d bytes)",
-				          TOKEN_MAX);
+					  TOKEN_MAX);
 			too_long = true;
 			p->pos++;
 			continue;
@@ -416,7 +416,7 @@ static void after_rbrace(struct parser *p, int line)
 				perror_at(p, line, "unexpected '}'");
 			else
 				perror_at(p, line, "unexpected \"%s\" after '}'",
-				          show(&t, b, sizeof(b)));
+					  show(&t, b, sizeof(b)));
 			reported = true;
 		}
 	}
@@ -487,18 +487,18 @@ static void unknown_statement(struct parser *p, const struct token *t, enum ctx 
 
 	if (t->type != T_WORD) {
 		perror_at(p, t->line, "expected a statement, found the string \"%s\"",
-		          show(t, b, sizeof(b)));
+			  show(t, b, sizeof(b)));
 		return;
 	}
 	enum kw kw = kw_lookup(t);
 	if (kw != KW_NONE) {
 		if (keywords[kw].ctx == CTX_GLOBAL)
 			perror_at(p, t->line,
-			          "%s is a global statement, not valid inside a %s block",
-			          keywords[kw].name, ctx_name[ctx]);
+				  "%s is a global statement, not valid inside a %s block",
+				  keywords[kw].name, ctx_name[ctx]);
 		else
 			perror_at(p, t->line, "%s is only valid inside a %s block",
-			          keywords[kw].name, ctx_name[keywords[kw].ctx]);
+				  keywords[kw].name, ctx_name[keywords[kw].ctx]);
 		return;
 	}
 	if (ctx != CTX_GLOBAL)
@@ -506,7 +506,7 @@ static void unknown_statement(struct parser *p, const struct token *t, enum ctx 
 	s = suggest(t->text, ctx);
 	if (s)
 		perror_at(p, t->line, "unknown statement \"%s\"%s (did you mean \"%s\"?)",
-		          show(t, b, sizeof(b)), where, s);
+			  show(t, b, sizeof(b)), where, s);
 	else
 		perror_at(p, t->line, "unknown statement \"%s\"%s", show(t, b, sizeof(b)), where);
 }
@@ -518,12 +518,12 @@ static const struct token *one_value(struct parser *p, const struct stmt *st, co
 
 	if (st->ntok < 2) {
 		perror_at(p, st->tok[0].line, "%s: missing value (expected %s)", st->tok[0].text,
-		          expect);
+			  expect);
 		return NULL;
 	}
 	if (st->ntok > 2) {
 		perror_at(p, st->tok[0].line, "%s: unexpected \"%s\" after the value",
-		          st->tok[0].text, show(&st->tok[2], b, sizeof(b)));
+			  st->tok[0].text, show(&st->tok[2], b, sizeof(b)));
 		return NULL;
 	}
 	return &st->tok[1];
@@ -563,25 +563,25 @@ static bool parse_num(const struct token *t, bool hex, uint64_t *out)
 }
 
 static bool num_in_range(struct parser *p, const struct stmt *st, uint64_t lo, uint64_t hi,
-                         uint64_t *out)
+			 uint64_t *out)
 {
 	char b[48];
 	char range[32];
 	const struct token *t;
 
 	snprintf(range, sizeof(range), "%llu..%llu", (unsigned long long)lo,
-	         (unsigned long long)hi);
+		 (unsigned long long)hi);
 	t = one_value(p, st, range);
 	if (!t)
 		return false;
 	if (!parse_num(t, false, out)) {
 		perror_at(p, t->line, "%s: \"%s\" is not a number (expected %s)", st->tok[0].text,
-		          show(t, b, sizeof(b)), range);
+			  show(t, b, sizeof(b)), range);
 		return false;
 	}
 	if (*out < lo || *out > hi) {
 		perror_at(p, t->line, "%s %s out of range %s", st->tok[0].text,
-		          show(t, b, sizeof(b)), range);
+			  show(t, b, sizeof(b)), range);
 		return false;
 	}
 	return true;
@@ -600,7 +600,7 @@ static bool yes_no(struct parser *p, const struct stmt *st, bool *out)
 		*out = false;
 	} else {
 		perror_at(p, t->line, "%s: expected yes or no, not \"%s\"", st->tok[0].text,
-		          show(t, b, sizeof(b)));
+			  show(t, b, sizeof(b)));
 		return false;
 	}
 	return true;
@@ -642,7 +642,7 @@ static bool first_time(struct parser *p, int *kw_line, enum kw kw, int line)
 {
 	if (kw_line[kw]) {
 		perror_at(p, line, "duplicate %s (already given at line %d)", keywords[kw].name,
-		          kw_line[kw]);
+			  kw_line[kw]);
 		return false;
 	}
 	kw_line[kw] = line;
@@ -650,7 +650,7 @@ static bool first_time(struct parser *p, int *kw_line, enum kw kw, int line)
 }
 
 static bool path_value(struct parser *p, const struct stmt *st, char *out, size_t size,
-                       bool absolute)
+		       bool absolute)
 {
 	const struct token *t = one_value(p, st, "a quoted path");
 
@@ -666,7 +666,7 @@ static bool path_value(struct parser *p, const struct stmt *st, char *out, size_
 	}
 	if (t->len >= size) {
 		perror_at(p, t->line, "%s: path too long (at most %zu bytes)", st->tok[0].text,
-		          size - 1);
+			  size - 1);
 		return false;
 	}
 	memcpy(out, t->text, t->len + 1);
@@ -696,14 +696,14 @@ static void global_stmt(struct parser *p, const struct stmt *st, enum kw kw)
 			break;
 		if (!parse_num(t, true, &v)) {
 			perror_at(p, line, "hostid: \"%s\" is not a number (decimal or 0x hex)",
-			          show(t, b, sizeof(b)));
+				  show(t, b, sizeof(b)));
 		} else if (v == 0) {
 			perror_at(p, line,
-			          "hostid 0 out of range 1..0xffffffff "
-			          "(leave hostid out to have one derived)");
+				  "hostid 0 out of range 1..0xffffffff "
+				  "(leave hostid out to have one derived)");
 		} else if (v > 0xffffffffu) {
 			perror_at(p, line, "hostid %s out of range 1..0xffffffff",
-			          show(t, b, sizeof(b)));
+				  show(t, b, sizeof(b)));
 		} else {
 			c->hostid = (uint32_t)v;
 		}
@@ -723,7 +723,7 @@ static void global_stmt(struct parser *p, const struct stmt *st, enum kw kw)
 		}
 		if (!ok)
 			perror_at(p, line, "notify-user: invalid user name \"%s\"",
-			          show(t, b, sizeof(b)));
+				  show(t, b, sizeof(b)));
 		else
 			memcpy(c->notify_user, t->text, t->len + 1);
 		break;
@@ -737,7 +737,7 @@ static void global_stmt(struct parser *p, const struct stmt *st, enum kw kw)
 }
 
 static void address_stmt(struct parser *p, const struct stmt *st, struct conf_vhid *v,
-                         struct vmeta *m)
+			 struct vmeta *m)
 {
 	const struct token *t = one_value(p, st, "an address such as 198.51.100.1/24");
 	struct conf_addr a = {0};
@@ -752,7 +752,7 @@ static void address_stmt(struct parser *p, const struct stmt *st, struct conf_vh
 	a.family = parse_ip(t->text, alen, &a.addr);
 	if (!a.family) {
 		perror_at(p, line, "address: \"%s\" is not an IPv4 or IPv6 address",
-		          show(t, b, sizeof(b)));
+			  show(t, b, sizeof(b)));
 		return;
 	}
 	unsigned maxlen = a.family == AF_INET ? 32 : 128;
@@ -764,7 +764,7 @@ static void address_stmt(struct parser *p, const struct stmt *st, struct conf_vh
 		uint64_t plen;
 		if (!parse_num(&pt, false, &plen) || plen < 1 || plen > maxlen) {
 			perror_at(p, line, "address %s: prefix length out of range 1..%u",
-			          show(t, b, sizeof(b)), maxlen);
+				  show(t, b, sizeof(b)), maxlen);
 			return;
 		}
 		a.prefixlen = (uint8_t)plen;
@@ -781,7 +781,7 @@ static void address_stmt(struct parser *p, const struct stmt *st, struct conf_vh
 	if (v->naddrs >= CARP_MAX_ADDRS) {
 		if (!m->too_many_addrs)
 			perror_at(p, line, "vhid %u on %s: too many addresses (at most %d)",
-			          v->vhid, v->ifname, CARP_MAX_ADDRS);
+				  v->vhid, v->ifname, CARP_MAX_ADDRS);
 		m->too_many_addrs = true;
 		return;
 	}
@@ -798,7 +798,7 @@ static void password_stmt(struct parser *p, const struct stmt *st, enum kw kw, s
 		return;
 	if (t->len == 0) {
 		perror_at(p, line, "%s: empty password (leave the statement out for no key)",
-		          keywords[kw].name);
+			  keywords[kw].name);
 		return;
 	}
 	if (kw == KW_PASSWORD) {
@@ -810,7 +810,7 @@ static void password_stmt(struct parser *p, const struct stmt *st, enum kw kw, s
 		carp_pfsense_password(t->text, typed, sizeof(typed));
 		if (typed[0] == '\0') {
 			perror_at(p, line,
-			          "pfsense-password: empty once pfSense removes the spaces");
+				  "pfsense-password: empty once pfSense removes the spaces");
 			return;
 		}
 		carp_key_from_password(typed, v->key);
@@ -825,7 +825,7 @@ static void password_stmt(struct parser *p, const struct stmt *st, enum kw kw, s
 static void peer_stmt(struct parser *p, const struct stmt *st, enum kw kw, struct conf_vhid *v)
 {
 	const struct token *t =
-	        one_value(p, st, kw == KW_PEER ? "an IPv4 address" : "an IPv6 address");
+		one_value(p, st, kw == KW_PEER ? "an IPv4 address" : "an IPv6 address");
 	union {
 		struct in_addr v4;
 		struct in6_addr v6;
@@ -839,18 +839,18 @@ static void peer_stmt(struct parser *p, const struct stmt *st, enum kw kw, struc
 	if (kw == KW_PEER) {
 		if (fam == AF_INET6) {
 			perror_at(p, line, "peer: %s is an IPv6 address (use peer6 for IPv6)",
-			          show(t, b, sizeof(b)));
+				  show(t, b, sizeof(b)));
 		} else if (fam != AF_INET) {
 			perror_at(p, line, "peer: \"%s\" is not an IPv4 address",
-			          show(t, b, sizeof(b)));
+				  show(t, b, sizeof(b)));
 		} else if (v4_multicast(a.v4)) {
 			perror_at(p, line,
-			          "peer: %s is a multicast address (leave peer out for "
-			          "multicast advertisements)",
-			          show(t, b, sizeof(b)));
+				  "peer: %s is a multicast address (leave peer out for "
+				  "multicast advertisements)",
+				  show(t, b, sizeof(b)));
 		} else if (v4_unusable(a.v4)) {
 			perror_at(p, line, "peer: %s is not a unicast address",
-			          show(t, b, sizeof(b)));
+				  show(t, b, sizeof(b)));
 		} else {
 			v->peer = a.v4;
 			v->has_peer = true;
@@ -859,14 +859,14 @@ static void peer_stmt(struct parser *p, const struct stmt *st, enum kw kw, struc
 	}
 	if (fam == AF_INET) {
 		perror_at(p, line, "peer6: %s is an IPv4 address (use peer for IPv4)",
-		          show(t, b, sizeof(b)));
+			  show(t, b, sizeof(b)));
 	} else if (fam != AF_INET6) {
 		perror_at(p, line, "peer6: \"%s\" is not an IPv6 address", show(t, b, sizeof(b)));
 	} else if (IN6_IS_ADDR_MULTICAST(&a.v6)) {
 		perror_at(p, line,
-		          "peer6: %s is a multicast address (leave peer6 out for "
-		          "multicast advertisements)",
-		          show(t, b, sizeof(b)));
+			  "peer6: %s is a multicast address (leave peer6 out for "
+			  "multicast advertisements)",
+			  show(t, b, sizeof(b)));
 	} else if (IN6_IS_ADDR_UNSPECIFIED(&a.v6)) {
 		perror_at(p, line, "peer6: %s is not a unicast address", show(t, b, sizeof(b)));
 	} else {
@@ -876,7 +876,7 @@ static void peer_stmt(struct parser *p, const struct stmt *st, enum kw kw, struc
 }
 
 static void vhid_stmt(struct parser *p, const struct stmt *st, enum kw kw, struct conf_vhid *v,
-                      struct vmeta *m)
+		      struct vmeta *m)
 {
 	uint64_t n;
 	int line = st->tok[0].line;
@@ -886,9 +886,9 @@ static void vhid_stmt(struct parser *p, const struct stmt *st, enum kw kw, struc
 		enum kw other = kw == KW_PASSWORD ? KW_PFSENSE_PASSWORD : KW_PASSWORD;
 		if (m->kw_line[other]) {
 			perror_at(p, line,
-			          "password and pfsense-password are mutually exclusive "
-			          "(%s already given at line %d)",
-			          keywords[other].name, m->kw_line[other]);
+				  "password and pfsense-password are mutually exclusive "
+				  "(%s already given at line %d)",
+				  keywords[other].name, m->kw_line[other]);
 			return;
 		}
 	}
@@ -925,7 +925,7 @@ static void vhid_stmt(struct parser *p, const struct stmt *st, enum kw kw, struc
 }
 
 static void pfsync_stmt(struct parser *p, const struct stmt *st, enum kw kw, struct conf_pfsync *ps,
-                        int *kw_line)
+			int *kw_line)
 {
 	char b[48];
 	uint64_t n;
@@ -940,11 +940,11 @@ static void pfsync_stmt(struct parser *p, const struct stmt *st, enum kw kw, str
 		int fam = parse_ip(t->text, t->len, &ps->syncpeer);
 		if (!fam) {
 			perror_at(p, t->line, "syncpeer: \"%s\" is not an IPv4 or IPv6 address",
-			          show(t, b, sizeof(b)));
+				  show(t, b, sizeof(b)));
 		} else if (fam == AF_INET ? v4_unusable(ps->syncpeer.v4)
-		                          : IN6_IS_ADDR_UNSPECIFIED(&ps->syncpeer.v6)) {
+					  : IN6_IS_ADDR_UNSPECIFIED(&ps->syncpeer.v6)) {
 			perror_at(p, t->line, "syncpeer: %s is not a usable address",
-			          show(t, b, sizeof(b)));
+				  show(t, b, sizeof(b)));
 		} else {
 			ps->syncpeer_family = fam;
 			ps->has_syncpeer = true;
@@ -956,8 +956,8 @@ static void pfsync_stmt(struct parser *p, const struct stmt *st, enum kw kw, str
 			break;
 		if (!parse_num(&st->tok[1], false, &n) || (n != 1301 && n != 1400 && n != 1500))
 			perror_at(p, st->tok[1].line,
-			          "version %s is not supported (1301, 1400 or 1500)",
-			          show(&st->tok[1], b, sizeof(b)));
+				  "version %s is not supported (1301, 1400 or 1500)",
+				  show(&st->tok[1], b, sizeof(b)));
 		else
 			ps->version = (uint16_t)n;
 		break;
@@ -977,7 +977,7 @@ static void pfsync_stmt(struct parser *p, const struct stmt *st, enum kw kw, str
  * the statement is handed back to the top level (p->replay).
  */
 static void parse_block(struct parser *p, enum ctx ctx, const char *what, int open_line,
-                        struct conf_vhid *v, struct vmeta *m, struct conf_pfsync *ps, int *ps_line)
+			struct conf_vhid *v, struct vmeta *m, struct conf_pfsync *ps, int *ps_line)
 {
 	struct stmt *st = &p->st;
 
@@ -987,9 +987,9 @@ static void parse_block(struct parser *p, enum ctx ctx, const char *what, int op
 			enum kw kw = kw_lookup(&st->tok[0]);
 			if (kw == KW_VHID || kw == KW_PFSYNC) {
 				perror_at(p, open_line,
-				          "%s: missing '}' (block not closed before "
-				          "line %d)",
-				          what, st->tok[0].line);
+					  "%s: missing '}' (block not closed before "
+					  "line %d)",
+					  what, st->tok[0].line);
 				p->replay = true;
 				return;
 			}
@@ -1032,11 +1032,11 @@ static void vhid_block_done(struct parser *p, const struct conf_vhid *v, const s
 		perror_at(p, v->line, "vhid %u on %s has no address", v->vhid, v->ifname);
 	else if (v->has_peer && !has4)
 		perror_at(p, m->kw_line[KW_PEER],
-		          "peer is IPv4 but vhid %u on %s has no IPv4 address", v->vhid, v->ifname);
+			  "peer is IPv4 but vhid %u on %s has no IPv4 address", v->vhid, v->ifname);
 	if (v->naddrs > 0 && v->has_peer6 && !has6)
 		perror_at(p, m->kw_line[KW_PEER6],
-		          "peer6 is IPv6 but vhid %u on %s has no IPv6 address", v->vhid,
-		          v->ifname);
+			  "peer6 is IPv6 but vhid %u on %s has no IPv6 address", v->vhid,
+			  v->ifname);
 }
 
 static bool valid_ifname(const struct token *t)
@@ -1069,7 +1069,7 @@ static const struct token *header_ifname(struct parser *p, const struct stmt *st
 	}
 	if (strcmp(st->tok[on_at].text, "on") || st->tok[on_at].type != T_WORD) {
 		perror_at(p, line, "%s: expected \"on\", found \"%s\"", kw,
-		          show(&st->tok[on_at], b, sizeof(b)));
+			  show(&st->tok[on_at], b, sizeof(b)));
 		return NULL;
 	}
 	if (st->ntok <= on_at + 1) {
@@ -1079,13 +1079,13 @@ static const struct token *header_ifname(struct parser *p, const struct stmt *st
 	const struct token *ift = &st->tok[on_at + 1];
 	if (!valid_ifname(ift)) {
 		perror_at(p, line,
-		          "invalid interface name \"%s\" (1..15 characters of A-Z a-z 0-9 _ . -)",
-		          show(ift, b, sizeof(b)));
+			  "invalid interface name \"%s\" (1..15 characters of A-Z a-z 0-9 _ . -)",
+			  show(ift, b, sizeof(b)));
 		return NULL;
 	}
 	if (st->ntok > on_at + 2) {
 		perror_at(p, line, "%s: unexpected \"%s\" after the interface name", kw,
-		          show(&st->tok[on_at + 2], b, sizeof(b)));
+			  show(&st->tok[on_at + 2], b, sizeof(b)));
 		return NULL;
 	}
 	return ift;
@@ -1127,7 +1127,7 @@ static void init_vhid(struct conf_vhid *v, struct vmeta *m)
  * entry, or when the header is bad a scratch entry, so that the block's own errors
  * are still reported. */
 static void vhid_header(struct parser *p, const struct stmt *st, struct conf_vhid **out_v,
-                        struct vmeta **out_m)
+			struct vmeta **out_m)
 {
 	struct conf *c = p->conf;
 	int line = st->tok[0].line;
@@ -1141,7 +1141,7 @@ static void vhid_header(struct parser *p, const struct stmt *st, struct conf_vhi
 		ok = false;
 	} else if (!parse_num(&st->tok[1], false, &n)) {
 		perror_at(p, line, "vhid: \"%s\" is not a number (expected 1..255)",
-		          show(&st->tok[1], b, sizeof(b)));
+			  show(&st->tok[1], b, sizeof(b)));
 		ok = false;
 	} else if (n < 1 || n > 255) {
 		perror_at(p, line, "vhid %s out of range 1..255", show(&st->tok[1], b, sizeof(b)));
@@ -1155,7 +1155,7 @@ static void vhid_header(struct parser *p, const struct stmt *st, struct conf_vhi
 		for (size_t i = 0; i < c->nvhids; i++) {
 			if (c->vhids[i].vhid == n && !strcmp(c->vhids[i].ifname, ift->text)) {
 				perror_at(p, line, "vhid %u on %s already declared at line %d",
-				          (unsigned)n, ift->text, c->vhids[i].line);
+					  (unsigned)n, ift->text, c->vhids[i].line);
 				ok = false;
 				break;
 			}
@@ -1188,7 +1188,7 @@ static void vhid_header(struct parser *p, const struct stmt *st, struct conf_vhi
 }
 
 static void pfsync_header(struct parser *p, const struct stmt *st, struct conf_pfsync **out,
-                          int **out_line)
+			  int **out_line)
 {
 	struct conf *c = p->conf;
 	int line = st->tok[0].line;
@@ -1233,7 +1233,7 @@ static void open_block(struct parser *p, const struct pending *pd)
 
 	if (pd->ctx == CTX_VHID) {
 		snprintf(what, sizeof(what), "vhid %u on %s", pd->v->vhid,
-		         pd->v->ifname[0] ? pd->v->ifname : "?");
+			 pd->v->ifname[0] ? pd->v->ifname : "?");
 		parse_block(p, CTX_VHID, what, pd->line, pd->v, pd->m, NULL, NULL);
 		/* a rejected header's block was only read for its own errors */
 		if (pd->v != &p->scratch)
@@ -1298,7 +1298,7 @@ static void parse_top(struct parser *p)
 				/* an unknown statement was reported already */
 				if (kw != KW_NONE && keywords[kw].ctx == CTX_GLOBAL)
 					perror_at(p, st->term_line, "unexpected '{' after %s",
-					          keywords[kw].name);
+						  keywords[kw].name);
 				skip_block(p, st->term_line);
 			}
 			break;
@@ -1308,7 +1308,7 @@ static void parse_top(struct parser *p)
 		default:
 			if (cur.ctx != CTX_GLOBAL) {
 				perror_at(p, cur.line, "%s: expected '{' at the end of the line",
-				          keywords[kw].name);
+					  keywords[kw].name);
 				pd = cur;
 			}
 			if (st->term == T_EOF)
@@ -1364,7 +1364,7 @@ static void check_addresses(struct parser *p)
 	for (size_t i = 0; i < c->nvhids; i++)
 		for (size_t j = 0; j < c->vhids[i].naddrs; j++)
 			refs[n++] = (struct addr_ref){&c->vhids[i].addrs[j], i,
-			                              p->meta[i].addr_line[j]};
+						      p->meta[i].addr_line[j]};
 	qsort(refs, n, sizeof(*refs), ref_cmp);
 	size_t first = 0;
 	for (size_t i = 1; i < n; i++) {
@@ -1377,12 +1377,12 @@ static void check_addresses(struct parser *p)
 		ip_str(refs[i].a->family, &refs[i].a->addr, s, sizeof(s));
 		if (refs[first].vi == refs[i].vi)
 			perror_at(p, refs[i].line,
-			          "duplicate address %s (already given at line %d)", s,
-			          refs[first].line);
+				  "duplicate address %s (already given at line %d)", s,
+				  refs[first].line);
 		else
 			perror_at(p, refs[i].line,
-			          "address %s already used by vhid %u on %s at line %d", s, o->vhid,
-			          o->ifname, refs[first].line);
+				  "address %s already used by vhid %u on %s at line %d", s, o->vhid,
+				  o->ifname, refs[first].line);
 	}
 	free(refs);
 }
@@ -1390,7 +1390,7 @@ static void check_addresses(struct parser *p)
 /* ---- public ---------------------------------------------------------------- */
 
 struct conf *conf_parse_buffer(const char *name, const char *text, size_t len,
-                               struct conf_errors *errs)
+			       struct conf_errors *errs)
 {
 	struct conf_errors local;
 	struct parser *p;
@@ -1466,7 +1466,7 @@ struct conf *conf_parse_file(const char *path, struct conf_errors *errs)
 			if (!nb) {
 				if (ncap > CONF_MAX_FILE_SIZE)
 					append_err(errs, "%s: file too large (over %u bytes)", path,
-					           CONF_MAX_FILE_SIZE);
+						   CONF_MAX_FILE_SIZE);
 				else
 					append_err(errs, "%s: out of memory", path);
 				free(buf);
@@ -1502,7 +1502,7 @@ void conf_free(struct conf *conf)
 }
 
 static void check_if(const struct conf *conf, struct conf_errors *errs, const char *ifname,
-                     int line, int *problems)
+		     int line, int *problems)
 {
 	/* one message per interface, at its first mention */
 	for (size_t i = 0; i < conf->nvhids; i++) {
@@ -1517,7 +1517,7 @@ static void check_if(const struct conf *conf, struct conf_errors *errs, const ch
 	(*problems)++;
 	if (errs)
 		append_err(errs, "%s:%d: interface %s does not exist",
-		           conf->path[0] ? conf->path : "carpd.conf", line, ifname);
+			   conf->path[0] ? conf->path : "carpd.conf", line, ifname);
 }
 
 int conf_check_system(const struct conf *conf, struct conf_errors *errs)

@@ -18,10 +18,10 @@
 
 #include "proto/carp.h"
 
-#define CONF_DEFAULT_FILE "/etc/carpd/carpd.conf"
+#define CONF_DEFAULT_FILE    "/etc/carpd/carpd.conf"
 #define CONF_DEFAULT_CONTROL "/run/carpd.sock"
-#define CONF_MAX_VHIDS 1024
-#define CONF_MAX_ERRORS 64
+#define CONF_MAX_VHIDS	     1024
+#define CONF_MAX_ERRORS	     64
 
 struct conf_addr {
 	int family; /* AF_INET or AF_INET6 */
@@ -33,17 +33,17 @@ struct conf_addr {
 };
 
 struct conf_vhid {
-	uint8_t vhid;                 /* 1..255 */
-	char ifname[IF_NAMESIZE];     /* parent interface */
-	int line;                     /* where the block starts, for messages */
+	uint8_t vhid;		  /* 1..255 */
+	char ifname[IF_NAMESIZE]; /* parent interface */
+	int line;		  /* where the block starts, for messages */
 	struct conf_addr addrs[CARP_MAX_ADDRS];
 	size_t naddrs;
-	uint8_t advbase;              /* 1..255 (0 only with the fast-mode option, later) */
-	uint8_t advskew;              /* 0..254 */
-	uint8_t key[CARP_KEY_LEN];    /* derived from password (19 bytes kept) */
-	char password[128];           /* as written, for display "set"/"unset" only */
+	uint8_t advbase;	   /* 1..255 (0 only with the fast-mode option, later) */
+	uint8_t advskew;	   /* 0..254 */
+	uint8_t key[CARP_KEY_LEN]; /* derived from password (19 bytes kept) */
+	char password[128];	   /* as written, for display "set"/"unset" only */
 	bool has_password;
-	bool has_peer, has_peer6;     /* unicast mode per family */
+	bool has_peer, has_peer6; /* unicast mode per family */
 	struct in_addr peer;
 	struct in6_addr peer6;
 };
@@ -63,17 +63,17 @@ struct conf_pfsync {
 };
 
 struct conf {
-	char control[108];            /* control socket path (sun_path size) */
+	char control[108]; /* control socket path (sun_path size) */
 	bool control_set;
-	bool preempt;                 /* default yes */
-	uint32_t hostid;              /* 0 = not set: derived */
-	char notify[256];             /* optional hook program, "" = none */
-	char notify_user[64];         /* optional: run the hook as this user */
-	char state_dir[256];          /* persistent state (maintenance), default /var/lib/carpd */
-	struct conf_vhid *vhids;      /* nvhids entries, heap */
+	bool preempt;		 /* default yes */
+	uint32_t hostid;	 /* 0 = not set: derived */
+	char notify[256];	 /* optional hook program, "" = none */
+	char notify_user[64];	 /* optional: run the hook as this user */
+	char state_dir[256];	 /* persistent state (maintenance), default /var/lib/carpd */
+	struct conf_vhid *vhids; /* nvhids entries, heap */
 	size_t nvhids;
 	struct conf_pfsync pfsync;
-	char path[256];               /* file name used in messages (conf_check_system) */
+	char path[256]; /* file name used in messages (conf_check_system) */
 };
 
 struct conf_errors {

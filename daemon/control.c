@@ -15,7 +15,7 @@
 #include "daemon/control.h"
 #include "daemon/output.h"
 
-#define CONTROL_TIMEOUT_S 5
+#define CONTROL_TIMEOUT_S   5
 #define CONTROL_MAX_CLIENTS 64
 
 struct control {
@@ -57,8 +57,8 @@ static struct vhid *find_vhid_arg(struct carpd *cd, const char *arg, char *err, 
 		if (vh->cfg.vhid != v || (at && strcmp(at, vh->cfg.ifname)))
 			continue;
 		if (found) {
-			snprintf(err, errlen, "vhid %ld is on several interfaces: say VHID@INTERFACE",
-				 v);
+			snprintf(err, errlen,
+				 "vhid %ld is on several interfaces: say VHID@INTERFACE", v);
 			return NULL;
 		}
 		found = vh;
@@ -122,16 +122,19 @@ void control_handle(struct carpd *cd, const char *request, struct evbuffer *out)
 			return;
 		}
 		if (vh->state == CARP_STATE_INIT) {
-			reply_error(out, "the vhid is INIT (link down or no address): cannot force");
+			reply_error(out,
+				    "the vhid is INIT (link down or no address): cannot force");
 			return;
 		}
 		vhid_force(vh, st, "forced by operator");
 		evbuffer_add_printf(out, "ok\n%u@%s %s\n", vh->cfg.vhid, vh->cfg.ifname,
 				    carp_state_name(vh->state));
 	} else if (!strcmp(w[0], "sync") && n == 2 && !strcmp(w[1], "bulk")) {
-		reply_error(out, cd->conf->pfsync.enabled
-					 ? "state replication (pfsync) is not implemented in this version"
-					 : "pfsync is not configured");
+		reply_error(
+			out,
+			cd->conf->pfsync.enabled
+				? "state replication (pfsync) is not implemented in this version"
+				: "pfsync is not configured");
 	} else if (!strcmp(w[0], "version") && n == 1) {
 		evbuffer_add_printf(out, "ok\ncarpd %s\n", CARPD_VERSION);
 	} else {
@@ -209,8 +212,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	struct client *c = calloc(1, sizeof(*c));
-	struct bufferevent *bev =
-		bufferevent_socket_new(cd->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev = bufferevent_socket_new(cd->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c || !bev) {
 		free(c);
 		if (bev)
@@ -262,9 +264,8 @@ int control_open(struct carpd *cd, const char *path)
 		return -1;
 	}
 	snprintf(cd->control->path, sizeof(cd->control->path), "%s", path);
-	cd->control->listener = evconnlistener_new(cd->base, accept_cb, cd,
-						   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-						   16, fd);
+	cd->control->listener = evconnlistener_new(
+		cd->base, accept_cb, cd, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, fd);
 	if (!cd->control->listener) {
 		close(fd);
 		return -1;

@@ -193,7 +193,13 @@ void hooks_run(struct carpd *cd, const struct vhid *vh, enum carp_state from, en
 		snprintf(e_reason, sizeof(e_reason), "CARP_REASON=%s", reason);
 		snprintf(e_addrs, sizeof(e_addrs), "CARP_ADDRESSES=%s", addrs);
 		char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-				e_vhid, e_if, e_old, e_new, e_reason, e_addrs, NULL};
+				e_vhid,
+				e_if,
+				e_old,
+				e_new,
+				e_reason,
+				e_addrs,
+				NULL};
 		char *argv[] = {(char *)prog,
 				vhid,
 				(char *)vh->cfg.ifname,

@@ -59,8 +59,8 @@ void link_refresh_if(struct carpd *cd, struct carp_if *cif)
 {
 	bool was_up = cif->link_up;
 	int old_index = cif->ifindex;
-	struct rtnl_link *link = cd->link_cache ? rtnl_link_get_by_name(cd->link_cache, cif->name)
-						: NULL;
+	struct rtnl_link *link =
+		cd->link_cache ? rtnl_link_get_by_name(cd->link_cache, cif->name) : NULL;
 	if (!link) {
 		cif->seen = false;
 		cif->link_up = false;

@@ -1,7 +1,7 @@
 /* daemon/log.c - stderr in the foreground (-d), syslog (and so the journal) otherwise. */
 #include <stdarg.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <syslog.h>
 #include <time.h>
 

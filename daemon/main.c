@@ -37,7 +37,8 @@ static const char *control_path(const struct carpd *cd, const struct conf *conf)
 static struct vhid *find_runtime(struct carpd *cd, const struct conf_vhid *cfg)
 {
 	for (size_t i = 0; i < cd->nvhids; i++)
-		if (cd->vhids[i]->cfg.vhid == cfg->vhid && !strcmp(cd->vhids[i]->cfg.ifname, cfg->ifname))
+		if (cd->vhids[i]->cfg.vhid == cfg->vhid &&
+		    !strcmp(cd->vhids[i]->cfg.ifname, cfg->ifname))
 			return cd->vhids[i];
 	return NULL;
 }
@@ -81,7 +82,8 @@ static void reload(struct carpd *cd)
 	if (!nc) {
 		for (size_t i = 0; i < errs.count; i++)
 			log_err("reload refused: %s", errs.msg[i]);
-		log_err("reload refused: %s is invalid, the running configuration stays", cd->conf_path);
+		log_err("reload refused: %s is invalid, the running configuration stays",
+			cd->conf_path);
 		sd_notify(0, "READY=1");
 		return;
 	}
@@ -124,7 +126,8 @@ static void reload(struct carpd *cd)
 		}
 		vh = vhid_create(cd, &nc->vhids[j]);
 		if (!vh) {
-			log_err("carp: %u@%s: cannot start", nc->vhids[j].vhid, nc->vhids[j].ifname);
+			log_err("carp: %u@%s: cannot start", nc->vhids[j].vhid,
+				nc->vhids[j].ifname);
 			continue;
 		}
 		cd->vhids[cd->nvhids++] = vh;
@@ -229,7 +232,8 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &cd.started);
 	cd.maintenance = state_load_maintenance(cd.conf);
 	if (cd.maintenance)
-		log_info("carp: persistent maintenance mode is on (carpctl maintenance off to leave)");
+		log_info("carp: persistent maintenance mode is on (carpctl maintenance off to "
+			 "leave)");
 	if (carp_io_init(&cd) < 0 || vip_init(&cd) < 0 || link_init(&cd) < 0 ||
 	    hooks_init(&cd) < 0) {
 		log_err("initialisation failed");

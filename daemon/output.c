@@ -118,8 +118,7 @@ void output_status_json(const struct carpd *cd, struct evbuffer *out)
 void output_status_text(const struct carpd *cd, struct evbuffer *out)
 {
 	evbuffer_add_printf(out, "carpd: demotion %d%s, maintenance %s, preempt %s\n",
-			    carpd_total_demotion(cd),
-			    cd->link_demotion ? " (link down)" : "",
+			    carpd_total_demotion(cd), cd->link_demotion ? " (link down)" : "",
 			    cd->maintenance ? "ON" : "off", cd->conf->preempt ? "yes" : "no");
 	evbuffer_add_printf(out, "%-10s %4s  %-7s %-22s %4s %4s  %-19s %-28s %s\n", "INTERFACE",
 			    "VHID", "STATE", "ADDRESSES", "BASE", "SKEW", "SINCE", "WHY", "PEER");
@@ -145,11 +144,10 @@ void output_status_text(const struct carpd *cd, struct evbuffer *out)
 			else
 				snprintf(addr, sizeof(addr), "-");
 			if (a == 0)
-				evbuffer_add_printf(out,
-						    "%-10s %4u  %-7s %-22s %4u %4s  %-19s %-28.28s %s\n",
-						    vh->cfg.ifname, vh->cfg.vhid,
-						    carp_state_name(vh->state), addr, vh->cfg.advbase,
-						    skew, when, vh->last_reason, peer);
+				evbuffer_add_printf(
+					out, "%-10s %4u  %-7s %-22s %4u %4s  %-19s %-28.28s %s\n",
+					vh->cfg.ifname, vh->cfg.vhid, carp_state_name(vh->state),
+					addr, vh->cfg.advbase, skew, when, vh->last_reason, peer);
 			else
 				evbuffer_add_printf(out, "%-10s %4s  %-7s %s\n", "", "", "", addr);
 		}
@@ -167,8 +165,8 @@ void output_status_text(const struct carpd *cd, struct evbuffer *out)
 		evbuffer_add_printf(out,
 				    "%-10s %4u %9" PRIu64 " %9" PRIu64 " %7" PRIu64 " %7" PRIu64
 				    " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 " %7" PRIu64 "\n",
-				    vh->cfg.ifname, vh->cfg.vhid, c.ipackets, c.opackets,
-				    c.badauth, c.badttl, c.badvhid, c.badsum, c.badlen, c.badver);
+				    vh->cfg.ifname, vh->cfg.vhid, c.ipackets, c.opackets, c.badauth,
+				    c.badttl, c.badvhid, c.badsum, c.badlen, c.badver);
 	}
 	evbuffer_add_printf(out, "\npfsync: not configured\n");
 }
@@ -177,13 +175,15 @@ void output_metrics(const struct carpd *cd, struct evbuffer *out)
 {
 	static const enum carp_state states[] = {CARP_STATE_INIT, CARP_STATE_BACKUP,
 						 CARP_STATE_MASTER};
-	evbuffer_add_printf(out, "# TYPE carpd_demotion gauge\n"
-				 "# HELP carpd_demotion Demotion added to every advskew.\n"
-				 "carpd_demotion %d\n",
+	evbuffer_add_printf(out,
+			    "# TYPE carpd_demotion gauge\n"
+			    "# HELP carpd_demotion Demotion added to every advskew.\n"
+			    "carpd_demotion %d\n",
 			    carpd_total_demotion(cd));
-	evbuffer_add_printf(out, "# TYPE carpd_maintenance gauge\n"
-				 "# HELP carpd_maintenance 1 in persistent maintenance mode.\n"
-				 "carpd_maintenance %d\n",
+	evbuffer_add_printf(out,
+			    "# TYPE carpd_maintenance gauge\n"
+			    "# HELP carpd_maintenance 1 in persistent maintenance mode.\n"
+			    "carpd_maintenance %d\n",
 			    cd->maintenance ? 1 : 0);
 	evbuffer_add_printf(out, "# TYPE carpd_vhid_state gauge\n"
 				 "# HELP carpd_vhid_state 1 for the state the vhid is in.\n");
@@ -195,8 +195,9 @@ void output_metrics(const struct carpd *cd, struct evbuffer *out)
 					    cd->vhids[i]->cfg.ifname, cd->vhids[i]->cfg.vhid,
 					    carp_state_name(states[s]),
 					    cd->vhids[i]->state == states[s]);
-	evbuffer_add_printf(out, "# TYPE carpd_vhid_advskew gauge\n"
-				 "# HELP carpd_vhid_advskew advskew sent on the wire (with demotion).\n");
+	evbuffer_add_printf(
+		out, "# TYPE carpd_vhid_advskew gauge\n"
+		     "# HELP carpd_vhid_advskew advskew sent on the wire (with demotion).\n");
 	for (size_t i = 0; i < cd->nvhids; i++)
 		evbuffer_add_printf(out, "carpd_vhid_advskew{interface=\"%s\",vhid=\"%u\"} %u\n",
 				    cd->vhids[i]->cfg.ifname, cd->vhids[i]->cfg.vhid,
@@ -206,14 +207,15 @@ void output_metrics(const struct carpd *cd, struct evbuffer *out)
 	for (size_t i = 0; i < cd->nvhids; i++) {                                                  \
 		struct carp_counters c = merged(cd->vhids[i]);                                     \
 		evbuffer_add_printf(out,                                                           \
-				    "carpd_vhid_" #f "_total{interface=\"%s\",vhid=\"%u\"} %" PRIu64 \
-				    "\n",                                                          \
+				    "carpd_vhid_" #f                                               \
+				    "_total{interface=\"%s\",vhid=\"%u\"} %" PRIu64 "\n",          \
 				    cd->vhids[i]->cfg.ifname, cd->vhids[i]->cfg.vhid, c.f);        \
 	}
 	COUNTER_FIELDS(X)
 #undef X
-	evbuffer_add_printf(out, "# TYPE carpd_netlink_resyncs counter\n"
-				 "carpd_netlink_resyncs_total %" PRIu64 "\n",
+	evbuffer_add_printf(out,
+			    "# TYPE carpd_netlink_resyncs counter\n"
+			    "carpd_netlink_resyncs_total %" PRIu64 "\n",
 			    cd->nl_resyncs);
 	evbuffer_add_printf(out, "# EOF\n");
 }

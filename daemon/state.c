@@ -14,8 +14,7 @@
 
 static void state_path(const struct conf *conf, const char *name, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%s", conf->state_dir[0] ? conf->state_dir : "/var/lib/carpd",
-		 name);
+	snprintf(buf, len, "%s/%s", conf->state_dir[0] ? conf->state_dir : "/var/lib/carpd", name);
 }
 
 bool state_load_maintenance(const struct conf *conf)
@@ -46,7 +45,8 @@ int state_save_maintenance(const struct conf *conf, bool on)
 		log_warn("cannot write %s: %s", path, strerror(errno));
 		return -1;
 	}
-	static const char note[] = "maintenance mode: remove this file or run 'carpctl maintenance off'\n";
+	static const char note[] =
+		"maintenance mode: remove this file or run 'carpctl maintenance off'\n";
 	ssize_t n = write(fd, note, sizeof(note) - 1);
 	close(fd);
 	return n < 0 ? -1 : 0;

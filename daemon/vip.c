@@ -249,8 +249,7 @@ static int addr_op(struct vhid *vh, const struct conf_addr *a, bool add)
 {
 	struct carpd *cd = vh->carpd;
 	struct rtnl_addr *ra = rtnl_addr_alloc();
-	struct nl_addr *local = nl_addr_build(a->family, &a->addr,
-					      a->family == AF_INET ? 4 : 16);
+	struct nl_addr *local = nl_addr_build(a->family, &a->addr, a->family == AF_INET ? 4 : 16);
 	int err = -NLE_NOMEM;
 	if (ra && local) {
 		nl_addr_set_prefixlen(local, a->prefixlen);

@@ -13,34 +13,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CARP_PROTO 112          /* IP protocol number */
-#define CARP_HDR_LEN 36         /* the advertisement is always exactly 36 bytes */
-#define CARP_VERSION 2
+#define CARP_PROTO		112 /* IP protocol number */
+#define CARP_HDR_LEN		36  /* the advertisement is always exactly 36 bytes */
+#define CARP_VERSION		2
 #define CARP_TYPE_ADVERTISEMENT 1
-#define CARP_AUTHLEN 7          /* counter + md, in 32-bit words; what FreeBSD sends */
-#define CARP_KEY_LEN 20         /* sc_key: the raw key, NUL padded */
-#define CARP_PASSWORD_MAX 19    /* ifconfig 'pass' keeps at most 19 bytes (strlcpy) */
-#define CARP_MD_LEN 20          /* SHA1 digest */
-#define CARP_MAX_ADDRS 64       /* addresses one vhid may carry (both families together) */
-#define CARP_DFLTTL 255
-#define CARP_TOS 0xE0           /* DSCP CS7 << 2 */
-#define CARP_MAXSKEW 240        /* advskew + demotion is clamped to 0..240 on the wire */
-#define CARP_BOWOUT_ADVBASE 255 /* OpenBSD-style bow-out advertisement on planned stop */
-#define CARP_BOWOUT_ADVSKEW 255
+#define CARP_AUTHLEN		7  /* counter + md, in 32-bit words; what FreeBSD sends */
+#define CARP_KEY_LEN		20 /* sc_key: the raw key, NUL padded */
+#define CARP_PASSWORD_MAX	19 /* ifconfig 'pass' keeps at most 19 bytes (strlcpy) */
+#define CARP_MD_LEN		20 /* SHA1 digest */
+#define CARP_MAX_ADDRS		64 /* addresses one vhid may carry (both families together) */
+#define CARP_DFLTTL		255
+#define CARP_TOS		0xE0 /* DSCP CS7 << 2 */
+#define CARP_MAXSKEW		240  /* advskew + demotion is clamped to 0..240 on the wire */
+#define CARP_BOWOUT_ADVBASE	255  /* OpenBSD-style bow-out advertisement on planned stop */
+#define CARP_BOWOUT_ADVSKEW	255
 
 #define CARP_IPV4_FRAME_LEN (14 + 20 + CARP_HDR_LEN) /* 70 */
 #define CARP_IPV6_FRAME_LEN (14 + 40 + CARP_HDR_LEN) /* 90 */
 
 /* A decoded advertisement, host byte order. */
 struct carp_adv {
-	uint8_t version;  /* high nibble of byte 0 */
-	uint8_t type;     /* low nibble of byte 0 */
+	uint8_t version; /* high nibble of byte 0 */
+	uint8_t type;	 /* low nibble of byte 0 */
 	uint8_t vhid;
 	uint8_t advskew;
 	uint8_t authlen;
 	uint8_t reserved; /* OpenBSD's demote count; FreeBSD sends 0 and ignores it */
 	uint8_t advbase;
-	uint16_t cksum;   /* as found on the wire (decode) / as computed (encode) */
+	uint16_t cksum; /* as found on the wire (decode) / as computed (encode) */
 	uint64_t counter;
 	uint8_t md[CARP_MD_LEN];
 };
@@ -51,13 +51,13 @@ struct carp_adv {
  */
 enum carp_err {
 	CARP_OK = 0,
-	CARP_ERR_BADLEN,   /* payload shorter than 36 bytes (carps_badlen) */
-	CARP_ERR_BADVER,   /* version is not 2 (carps_badver); 3 is VRRPv3 */
-	CARP_ERR_BADSUM,   /* checksum does not verify (carps_badsum) */
-	CARP_ERR_BADAUTH,  /* HMAC differs: password or address list (carps_badauth) */
-	CARP_ERR_BADVHID,  /* no such vhid here (carps_badvhid) */
-	CARP_ERR_BADTTL,   /* TTL / hop limit is not 255 in multicast mode (carps_badttl) */
-	CARP_ERR_BADTYPE,  /* type is not 1; FreeBSD does not check it, we only report it */
+	CARP_ERR_BADLEN,  /* payload shorter than 36 bytes (carps_badlen) */
+	CARP_ERR_BADVER,  /* version is not 2 (carps_badver); 3 is VRRPv3 */
+	CARP_ERR_BADSUM,  /* checksum does not verify (carps_badsum) */
+	CARP_ERR_BADAUTH, /* HMAC differs: password or address list (carps_badauth) */
+	CARP_ERR_BADVHID, /* no such vhid here (carps_badvhid) */
+	CARP_ERR_BADTTL,  /* TTL / hop limit is not 255 in multicast mode (carps_badttl) */
+	CARP_ERR_BADTYPE, /* type is not 1; FreeBSD does not check it, we only report it */
 	CARP_ERR__COUNT
 };
 
@@ -136,15 +136,14 @@ void carp_vmac(uint8_t vhid, uint8_t mac[6]);
  * protocol 112, total length 56, header checksum. dst_mac is normally
  * 01:00:5e:00:00:12 for 224.0.0.18. Returns CARP_IPV4_FRAME_LEN, or 0 if cap is too small.
  */
-size_t carp_build_ipv4(uint8_t *buf, size_t cap, const uint8_t src_mac[6],
-		       const uint8_t dst_mac[6], struct in_addr src, struct in_addr dst,
-		       const uint8_t carp[CARP_HDR_LEN]);
+size_t carp_build_ipv4(uint8_t *buf, size_t cap, const uint8_t src_mac[6], const uint8_t dst_mac[6],
+		       struct in_addr src, struct in_addr dst, const uint8_t carp[CARP_HDR_LEN]);
 
 /* Ethernet + IPv6 (traffic class 0xE0, hop limit 255, next header 112) + CARP.
  * Returns CARP_IPV6_FRAME_LEN, or 0 if cap is too small. */
-size_t carp_build_ipv6(uint8_t *buf, size_t cap, const uint8_t src_mac[6],
-		       const uint8_t dst_mac[6], const struct in6_addr *src,
-		       const struct in6_addr *dst, const uint8_t carp[CARP_HDR_LEN]);
+size_t carp_build_ipv6(uint8_t *buf, size_t cap, const uint8_t src_mac[6], const uint8_t dst_mac[6],
+		       const struct in6_addr *src, const struct in6_addr *dst,
+		       const uint8_t carp[CARP_HDR_LEN]);
 
 /* Multicast MAC for an IPv4 / IPv6 multicast group (01:00:5e:… / 33:33:…). */
 void ether_mcast_mac_v4(struct in_addr group, uint8_t mac[6]);

@@ -41,18 +41,18 @@ enum flow_tcp_state {
 
 /* conntrack status bits we carry (IPS_*) */
 #define FLOW_SEEN_REPLY 0x0002u
-#define FLOW_ASSURED 0x0004u
+#define FLOW_ASSURED	0x0004u
 
 struct flow {
 	uint8_t af;    /* AF_INET or AF_INET6 */
 	uint8_t proto; /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6, ... */
 	struct flow_tuple orig, reply;
 	uint8_t icmp_type, icmp_code; /* of the ORIG direction (echo request: 8 / 128) */
-	uint8_t tcp_state;            /* enum flow_tcp_state */
-	bool wscale_known;            /* both window scale factors are known */
+	uint8_t tcp_state;	      /* enum flow_tcp_state */
+	bool wscale_known;	      /* both window scale factors are known */
 	uint8_t wscale_orig, wscale_repl;
-	uint32_t status;              /* FLOW_SEEN_REPLY | FLOW_ASSURED */
-	uint32_t timeout;             /* seconds left */
+	uint32_t status;  /* FLOW_SEEN_REPLY | FLOW_ASSURED */
+	uint32_t timeout; /* seconds left */
 	uint32_t mark;
 	uint16_t zone;
 	uint64_t packets[2], bytes[2]; /* ORIG, REPLY; informational (needs nf_conntrack_acct) */
@@ -60,14 +60,14 @@ struct flow {
 
 /* ---- the pf side: one pf state as pfsync carries it, decoded ---------------------- */
 
-#define PF_DIR_IN 1
-#define PF_DIR_OUT 2
-#define PF_SK_WIRE 0
-#define PF_SK_STACK 1
+#define PF_DIR_IN      1
+#define PF_DIR_OUT     2
+#define PF_SK_WIRE     0
+#define PF_SK_STACK    1
 #define PF_WSCALE_FLAG 0x80
 #define PF_WSCALE_MASK 0x0f
 #define PFSTATE_SLOPPY 0x0002
-#define PFSTATE_ACK 0x0010
+#define PFSTATE_ACK    0x0010
 
 /* BSD TCPS_* as pf keeps them per peer */
 enum pf_tcps {
@@ -105,7 +105,7 @@ struct pf_key {
 };
 
 struct pf_peer {
-	uint8_t state;  /* TCPS_* for TCP, PFUDPS_* / PFOTHERS_* (0, 1, 2) otherwise */
+	uint8_t state;	/* TCPS_* for TCP, PFUDPS_* / PFOTHERS_* (0, 1, 2) otherwise */
 	uint8_t wscale; /* shift | PF_WSCALE_FLAG */
 };
 

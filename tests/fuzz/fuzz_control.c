@@ -1,4 +1,6 @@
-/* fuzz-sources: daemon/control.c daemon/output.c daemon/carp.c daemon/carp_io.c daemon/vip.c daemon/link.c daemon/hooks.c daemon/state.c daemon/log.c daemon/conf.c proto/carp.c proto/frames.c */
+/* fuzz-sources: daemon/control.c daemon/output.c daemon/carp.c daemon/carp_io.c daemon/vip.c
+ * daemon/link.c daemon/hooks.c daemon/state.c daemon/log.c daemon/conf.c proto/carp.c
+ * proto/frames.c */
 /* fuzz-libs: -levent -lnl-3 -lnl-route-3 -lcrypto */
 /* fuzz-cflags: -I/usr/include/libnl3 -DCARPD_VERSION="fuzz" */
 /*

@@ -47,7 +47,8 @@ int tap_unhex(const char *hex, uint8_t *out, size_t cap)
 			continue;
 		if (!isxdigit((unsigned char)*hex))
 			return -1;
-		int v = isdigit((unsigned char)*hex) ? *hex - '0' : (tolower((unsigned char)*hex) - 'a' + 10);
+		int v = isdigit((unsigned char)*hex) ? *hex - '0'
+						     : (tolower((unsigned char)*hex) - 'a' + 10);
 		if (hi < 0) {
 			hi = v;
 			continue;

@@ -16,6 +16,7 @@ int tap_unhex(const char *hex, uint8_t *out, size_t cap);
 int tap_done(void);
 
 #define CHECK(cond, what) tap_check(!!(cond), (what), __FILE__, __LINE__)
-#define CHECK_BYTES(got, want, len, what) tap_bytes((got), (want), (len), (what), __FILE__, __LINE__)
+#define CHECK_BYTES(got, want, len, what)                                                          \
+	tap_bytes((got), (want), (len), (what), __FILE__, __LINE__)
 
 #endif

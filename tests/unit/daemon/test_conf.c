@@ -68,27 +68,27 @@ static bool key_is(const uint8_t key[CARP_KEY_LEN], const char *hex)
 
 /* The example of CONTRACT §3, verbatim. */
 static const char contract_example[] =
-        "control \"/run/carpd.sock\"        # control socket path\n"
-        "preempt yes                       # yes|no, default yes (what pfSense sets)\n"
-        "hostid 0x1a2b3c4d                 # pfsync creatorid, nonzero; default: derived and "
-        "kept stable\n"
-        "\n"
-        "vhid 1 on lan0 {                  # one block per (vhid, interface)\n"
-        "    address 198.51.100.1/24       # repeatable; IPv4 and/or IPv6\n"
-        "    address 2001:db8:1::1/64\n"
-        "    advbase 1                     # 1..255 seconds, default 1\n"
-        "    advskew 0                     # 0..254, default 0\n"
-        "    password \"motdepasseCARP\"     # as FreeBSD ifconfig 'pass': first 19 bytes are the "
-        "key\n"
-        "    peer 192.0.2.3                # optional: unicast advertisements (FreeBSD 'peer')\n"
-        "    peer6 2001:db8::3             # optional: IPv6 unicast peer\n"
-        "}\n"
-        "\n"
-        "pfsync on sync0 {                 # state replication\n"
-        "    syncpeer 192.0.2.3            # optional: unicast; default multicast 224.0.0.240\n"
-        "    version 1400                  # 1301 | 1400 | 1500; default 1400\n"
-        "    defer no                      # yes|no, default no\n"
-        "}\n";
+	"control \"/run/carpd.sock\"        # control socket path\n"
+	"preempt yes                       # yes|no, default yes (what pfSense sets)\n"
+	"hostid 0x1a2b3c4d                 # pfsync creatorid, nonzero; default: derived and "
+	"kept stable\n"
+	"\n"
+	"vhid 1 on lan0 {                  # one block per (vhid, interface)\n"
+	"    address 198.51.100.1/24       # repeatable; IPv4 and/or IPv6\n"
+	"    address 2001:db8:1::1/64\n"
+	"    advbase 1                     # 1..255 seconds, default 1\n"
+	"    advskew 0                     # 0..254, default 0\n"
+	"    password \"motdepasseCARP\"     # as FreeBSD ifconfig 'pass': first 19 bytes are the "
+	"key\n"
+	"    peer 192.0.2.3                # optional: unicast advertisements (FreeBSD 'peer')\n"
+	"    peer6 2001:db8::3             # optional: IPv6 unicast peer\n"
+	"}\n"
+	"\n"
+	"pfsync on sync0 {                 # state replication\n"
+	"    syncpeer 192.0.2.3            # optional: unicast; default multicast 224.0.0.240\n"
+	"    version 1400                  # 1301 | 1400 | 1500; default 1400\n"
+	"    defer no                      # yes|no, default no\n"
+	"}\n";
 
 static void test_contract_example(void)
 {
@@ -124,7 +124,7 @@ static void test_contract_example(void)
 	CHECK(c->pfsync.enabled && !strcmp(c->pfsync.ifname, "sync0"), "example: pfsync on sync0");
 	CHECK(c->pfsync.line == 15, "example: pfsync line 15");
 	CHECK(c->pfsync.has_syncpeer && c->pfsync.syncpeer_family == AF_INET &&
-	              c->pfsync.syncpeer.v4.s_addr == a4.s_addr,
+		      c->pfsync.syncpeer.v4.s_addr == a4.s_addr,
 	      "example: syncpeer");
 	CHECK(c->pfsync.version == 1400, "example: version 1400");
 	CHECK(!c->pfsync.defer, "example: defer no");
@@ -134,7 +134,7 @@ static void test_contract_example(void)
 static void test_defaults(void)
 {
 	struct conf *c =
-	        parse("vhid 7 on eth0.10 {\n\taddress 10.0.0.1\n\taddress 2001:db8::7\n}\n");
+		parse("vhid 7 on eth0.10 {\n\taddress 10.0.0.1\n\taddress 2001:db8::7\n}\n");
 	uint8_t zero[CARP_KEY_LEN] = {0};
 
 	if (!CHECK(c != NULL, "minimal file parses")) {
@@ -159,7 +159,7 @@ static void test_defaults(void)
 
 	c = parse("pfsync on sync0 {\n}\n");
 	CHECK(c && c->pfsync.enabled && c->pfsync.version == 1400 && !c->pfsync.defer &&
-	              !c->pfsync.has_syncpeer && c->nvhids == 0,
+		      !c->pfsync.has_syncpeer && c->nvhids == 0,
 	      "empty pfsync block: defaults");
 	conf_free(c);
 
@@ -168,8 +168,8 @@ static void test_defaults(void)
 	conf_free(c);
 
 	c = parse("preempt no\nhostid 4294967295\nnotify \"/usr/local/bin/hook\"\n"
-	          "notify-user \"carp\"\nstate-dir \"/srv/carpd\"\ncontrol \"/tmp/c.sock\"\n"
-	          "pfsync on sync0 {\n syncpeer 2001:db8::2\n version 1500\n defer yes\n}\n");
+		  "notify-user \"carp\"\nstate-dir \"/srv/carpd\"\ncontrol \"/tmp/c.sock\"\n"
+		  "pfsync on sync0 {\n syncpeer 2001:db8::2\n version 1500\n defer yes\n}\n");
 	if (CHECK(c != NULL, "every global statement parses")) {
 		CHECK(!c->preempt, "preempt no");
 		CHECK(c->hostid == 0xffffffffu, "hostid decimal max");
@@ -178,7 +178,7 @@ static void test_defaults(void)
 		CHECK(!strcmp(c->state_dir, "/srv/carpd"), "state-dir");
 		CHECK(!strcmp(c->control, "/tmp/c.sock") && c->control_set, "control");
 		CHECK(c->pfsync.syncpeer_family == AF_INET6 && c->pfsync.version == 1500 &&
-		              c->pfsync.defer,
+			      c->pfsync.defer,
 		      "pfsync IPv6 syncpeer, version 1500, defer yes");
 	} else {
 		dump_errors();
@@ -186,9 +186,9 @@ static void test_defaults(void)
 	conf_free(c);
 
 	c = parse("hostid 0X00000001\nvhid 255 on a {\n address 192.0.2.1/32\n advbase 255\n"
-	          " advskew 254\n}\n");
+		  " advskew 254\n}\n");
 	CHECK(c && c->hostid == 1 && c->vhids[0].vhid == 255 && c->vhids[0].advbase == 255 &&
-	              c->vhids[0].advskew == 254,
+		      c->vhids[0].advskew == 254,
 	      "upper bounds accepted");
 	conf_free(c);
 }
@@ -200,19 +200,19 @@ static void test_errors(void)
 
 	/* unknown statements, with and without a suggestion */
 	expect_error("preemt yes\n", 1, "unknown statement \"preemt\" (did you mean \"preempt\"?)",
-	             "typo at top level");
+		     "typo at top level");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n adress 10.0.0.2/24\n}\n", v1);
 	expect_error(buf, 3,
-	             "unknown statement \"adress\" in vhid block (did you mean \"address\"?)",
-	             "typo in vhid block");
+		     "unknown statement \"adress\" in vhid block (did you mean \"address\"?)",
+		     "typo in vhid block");
 	expect_error("\n\nfrobnicate 3\n", 3, "unknown statement \"frobnicate\"", "unknown word");
 	expect_error("pfsync on sync0 {\n  defr yes\n}\n", 2, "(did you mean \"defer\"?)",
-	             "typo in pfsync block");
+		     "typo in pfsync block");
 	expect_error("address 10.0.0.1/24\n", 1, "address is only valid inside a vhid block",
-	             "block statement at top level");
+		     "block statement at top level");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n preempt no\n}\n", v1);
 	expect_error(buf, 3, "preempt is a global statement, not valid inside a vhid block",
-	             "global statement in block");
+		     "global statement in block");
 
 	/* ranges */
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n advbase 0\n}\n", v1);
@@ -222,20 +222,20 @@ static void test_errors(void)
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n advskew 255\n}\n", v1);
 	expect_error(buf, 3, "advskew 255 out of range 0..254", "advskew 255");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n advskew 99999999999999999999999\n}\n",
-	         v1);
+		 v1);
 	expect_error(buf, 3, "out of range 0..254", "advskew overflow");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n advskew -1\n}\n", v1);
 	expect_error(buf, 3, "advskew: \"-1\" is not a number (expected 0..254)", "advskew -1");
 	expect_error("vhid 0 on lan0 {\n address 10.0.0.1\n}\n", 1, "vhid 0 out of range 1..255",
-	             "vhid 0");
+		     "vhid 0");
 	expect_error("vhid 256 on lan0 {\n address 10.0.0.1\n}\n", 1,
-	             "vhid 256 out of range 1..255", "vhid 256");
+		     "vhid 256 out of range 1..255", "vhid 256");
 	expect_error("hostid 0\n", 1, "hostid 0 out of range 1..0xffffffff", "hostid 0");
 	expect_error("hostid 0x100000000\n", 1, "hostid 0x100000000 out of range 1..0xffffffff",
-	             "hostid too big");
+		     "hostid too big");
 	expect_error("hostid abc\n", 1, "not a number (decimal or 0x hex)", "hostid garbage");
 	expect_error("pfsync on s0 {\n version 1300\n}\n", 2,
-	             "version 1300 is not supported (1301, 1400 or 1500)", "pfsync version");
+		     "version 1300 is not supported (1301, 1400 or 1500)", "pfsync version");
 	expect_error("preempt maybe\n", 1, "preempt: expected yes or no, not \"maybe\"", "yes/no");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/33\n}\n", v1);
 	expect_error(buf, 2, "prefix length out of range 1..32", "IPv4 prefix");
@@ -248,68 +248,68 @@ static void test_errors(void)
 
 	/* interface names */
 	expect_error("vhid 1 on abcdefghijklmnop {\n address 10.0.0.1\n}\n", 1,
-	             "invalid interface name \"abcdefghijklmnop\" (1..15 characters", "ifname 16");
+		     "invalid interface name \"abcdefghijklmnop\" (1..15 characters", "ifname 16");
 	expect_error("vhid 1 on lan/0 {\n address 10.0.0.1\n}\n", 1,
-	             "invalid interface name \"lan/0\"", "ifname with /");
+		     "invalid interface name \"lan/0\"", "ifname with /");
 	expect_error("vhid 1 at lan0 {\n address 10.0.0.1\n}\n", 1,
-	             "vhid: expected \"on\", found \"at\"", "vhid without on");
+		     "vhid: expected \"on\", found \"at\"", "vhid without on");
 	expect_error("vhid 1 on {\n address 10.0.0.1\n}\n", 1,
-	             "vhid: missing interface name after \"on\"", "vhid without interface");
+		     "vhid: missing interface name after \"on\"", "vhid without interface");
 	struct conf *c = parse("vhid 1 on abcdefghijklmno {\n address 10.0.0.1\n}\n");
 	CHECK(c != NULL, "15-character interface name accepted");
 	conf_free(c);
 
 	/* duplicates */
 	expect_error("vhid 1 on lan0 {\n address 10.0.0.1\n}\n\n\nvhid 1 on lan0 {\n"
-	             " address 10.0.0.2\n}\n",
-	             6, "vhid 1 on lan0 already declared at line 1", "vhid twice");
+		     " address 10.0.0.2\n}\n",
+		     6, "vhid 1 on lan0 already declared at line 1", "vhid twice");
 	c = parse(
-	        "vhid 1 on lan0 {\n address 10.0.0.1\n}\nvhid 1 on lan1 {\n address 10.0.1.1\n}\n");
+		"vhid 1 on lan0 {\n address 10.0.0.1\n}\nvhid 1 on lan1 {\n address 10.0.1.1\n}\n");
 	CHECK(c && c->nvhids == 2, "same vhid on two interfaces is fine");
 	conf_free(c);
 	expect_error("vhid 1 on lan0 {\n address 10.0.0.1/24\n}\nvhid 2 on lan0 {\n"
-	             " address 10.0.0.1/32\n}\n",
-	             5, "address 10.0.0.1 already used by vhid 1 on lan0 at line 2",
-	             "address in two vhids");
+		     " address 10.0.0.1/32\n}\n",
+		     5, "address 10.0.0.1 already used by vhid 1 on lan0 at line 2",
+		     "address in two vhids");
 	snprintf(buf, sizeof(buf), "%s address 2001:db8::1\n address 2001:DB8:0::1/64\n}\n", v1);
 	expect_error(buf, 3, "duplicate address 2001:db8::1 (already given at line 2)",
-	             "address twice in one vhid");
+		     "address twice in one vhid");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n advbase 1\n advbase 2\n}\n", v1);
 	expect_error(buf, 4, "duplicate advbase (already given at line 3)", "advbase twice");
 	expect_error("preempt yes\npreempt no\n", 2, "duplicate preempt (already given at line 1)",
-	             "global twice");
+		     "global twice");
 	expect_error("pfsync on s0 {\n}\npfsync on s1 {\n}\n", 3,
-	             "pfsync already declared at line 1", "pfsync twice");
+		     "pfsync already declared at line 1", "pfsync twice");
 	snprintf(buf, sizeof(buf),
-	         "%s address 10.0.0.1/24\n password \"a\"\n"
-	         " pfsense-password \"b\"\n}\n",
-	         v1);
+		 "%s address 10.0.0.1/24\n password \"a\"\n"
+		 " pfsense-password \"b\"\n}\n",
+		 v1);
 	expect_error(buf, 4, "password and pfsense-password are mutually exclusive",
-	             "both passwords");
+		     "both passwords");
 
 	/* a vhid needs addresses, but not too many */
 	expect_error("\nvhid 3 on lan0 {\n advskew 100\n}\n", 2, "vhid 3 on lan0 has no address",
-	             "vhid without address");
+		     "vhid without address");
 	size_t o = (size_t)snprintf(buf, sizeof(buf), "%s", v1);
 	for (int i = 0; i < CARP_MAX_ADDRS + 2; i++)
 		o += (size_t)snprintf(buf + o, sizeof(buf) - o, " address 10.1.0.%d/24\n", i + 1);
 	snprintf(buf + o, sizeof(buf) - o, "}\n");
 	expect_error(buf, CARP_MAX_ADDRS + 2, "vhid 1 on lan0: too many addresses (at most 64)",
-	             "65 addresses");
+		     "65 addresses");
 
 	/* peers */
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n peer 2001:db8::3\n}\n", v1);
 	expect_error(buf, 3, "peer: 2001:db8::3 is an IPv6 address (use peer6 for IPv6)",
-	             "IPv6 peer");
+		     "IPv6 peer");
 	snprintf(buf, sizeof(buf), "%s address 2001:db8::1/64\n peer6 192.0.2.3\n}\n", v1);
 	expect_error(buf, 3, "peer6: 192.0.2.3 is an IPv4 address (use peer for IPv4)",
-	             "IPv4 peer6");
+		     "IPv4 peer6");
 	snprintf(buf, sizeof(buf), "%s peer 192.0.2.3\n address 2001:db8::1/64\n}\n", v1);
 	expect_error(buf, 2, "peer is IPv4 but vhid 1 on lan0 has no IPv4 address",
-	             "peer without IPv4 address");
+		     "peer without IPv4 address");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n peer6 2001:db8::3\n}\n", v1);
 	expect_error(buf, 3, "peer6 is IPv6 but vhid 1 on lan0 has no IPv6 address",
-	             "peer6 without IPv6 address");
+		     "peer6 without IPv6 address");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n peer 224.0.0.18\n}\n", v1);
 	expect_error(buf, 3, "peer: 224.0.0.18 is a multicast address", "multicast peer");
 	snprintf(buf, sizeof(buf), "%s address 2001:db8::1/64\n peer6 ff02::12\n}\n", v1);
@@ -323,18 +323,18 @@ static void test_errors(void)
 	expect_error("control\n", 1, "control: missing value", "control without path");
 	expect_error("notify \"hook.sh\"\n", 1, "notify: path must be absolute", "relative notify");
 	expect_error("state-dir \"var/lib\"\n", 1, "state-dir: path must be absolute",
-	             "relative state-dir");
+		     "relative state-dir");
 	expect_error("notify-user \"a b\"\n", 1, "notify-user: invalid user name \"a b\"",
-	             "bad user name");
+		     "bad user name");
 	expect_error("vhid 1 on lan0 {\n address 10.0.0.1\n} extra\n", 3,
-	             "unexpected \"extra\" after '}'", "garbage after }");
+		     "unexpected \"extra\" after '}'", "garbage after }");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n password \"\"\n}\n", v1);
 	expect_error(buf, 3, "password: empty password", "empty password");
 
 	/* structure */
 	c = parse("vhid 1 on lan0\n  address 10.0.0.1\n");
 	CHECK(c == NULL && has_err(1, "vhid: expected '{' at the end of the line") &&
-	              has_err(2, "address is only valid inside a vhid block"),
+		      has_err(2, "address is only valid inside a vhid block"),
 	      "missing {");
 	conf_free(c);
 	c = parse("vhid 1 on lan0\n{\n  address 10.0.0.1\n}\n");
@@ -342,10 +342,10 @@ static void test_errors(void)
 	      "{ on the next line: one error, block still read");
 	conf_free(c);
 	expect_error("vhid 1 on lan0 {\n address 10.0.0.1\n\n", 1,
-	             "vhid 1 on lan0: missing '}' at end of file", "unterminated block");
+		     "vhid 1 on lan0: missing '}' at end of file", "unterminated block");
 	c = parse("vhid 1 on lan0 {\n address 10.0.0.1\nvhid 2 on lan0 {\n address 10.0.0.2\n}\n");
 	CHECK(c == NULL && errs.count == 1 &&
-	              has_err(1, "vhid 1 on lan0: missing '}' (block not closed before line 3)"),
+		      has_err(1, "vhid 1 on lan0: missing '}' (block not closed before line 3)"),
 	      "missing } before the next vhid: one error");
 	conf_free(c);
 	expect_error("preempt yes\n}\n", 2, "unexpected '}' (no block is open)", "stray }");
@@ -358,7 +358,7 @@ static void test_errors(void)
 	buf[2000] = '\0';
 	c = parse(buf);
 	CHECK(c == NULL && has_err(1, "word too long (at most 1023 bytes)") &&
-	              has_err(1, "unknown statement \"xxxxxxxx"),
+		      has_err(1, "unknown statement \"xxxxxxxx"),
 	      "2000-byte word");
 	conf_free(c);
 	buf[0] = '"';
@@ -370,17 +370,17 @@ static void test_errors(void)
 
 static void test_many_errors(void)
 {
-	const char *text = "preempt perhaps\n"           /* 1 */
-	                   "vhid 1 on lan0 {\n"          /* 2 */
-	                   "  advbase 300\n"             /* 3 */
-	                   "  address 198.51.100.1/24\n" /* 4 */
-	                   "  advskw 10\n"               /* 5 */
-	                   "}\n"                         /* 6 */
-	                   "vhid 2 on lan0 {\n"          /* 7 */
-	                   "  address 198.51.100.1/24\n" /* 8 */
-	                   "}\n"                         /* 9 */
-	                   "vhid 3 on lan0 {\n"          /* 10 */
-	                   "}\n";                        /* 11 */
+	const char *text = "preempt perhaps\n"		 /* 1 */
+			   "vhid 1 on lan0 {\n"		 /* 2 */
+			   "  advbase 300\n"		 /* 3 */
+			   "  address 198.51.100.1/24\n" /* 4 */
+			   "  advskw 10\n"		 /* 5 */
+			   "}\n"			 /* 6 */
+			   "vhid 2 on lan0 {\n"		 /* 7 */
+			   "  address 198.51.100.1/24\n" /* 8 */
+			   "}\n"			 /* 9 */
+			   "vhid 3 on lan0 {\n"		 /* 10 */
+			   "}\n";			 /* 11 */
 	struct conf *c = parse(text);
 
 	CHECK(c == NULL, "several errors: rejected");
@@ -393,7 +393,7 @@ static void test_many_errors(void)
 	bool sorted = true;
 	for (size_t i = 1; i < errs.count; i++)
 		sorted &= atoi(strchr(errs.msg[i - 1], ':') + 1) <=
-		          atoi(strchr(errs.msg[i], ':') + 1);
+			  atoi(strchr(errs.msg[i], ':') + 1);
 	CHECK(sorted, "several errors: sorted by line");
 	conf_free(c);
 
@@ -410,15 +410,15 @@ static void test_many_errors(void)
 static void test_lexical(void)
 {
 	struct conf *c = parse("# leading comment\n"
-	                       "   # indented comment\n"
-	                       "control \"/run/a#b.sock\" # '#' in a string is not a comment\n"
-	                       "vhid 9 on lan0 { # comment after the brace\n"
-	                       "\taddress 10.0.0.1/8#no space before the comment\n"
-	                       "\tpassword \"a\\\"b\\\\c d\"\n"
-	                       "\tadvskew 5 }\n"
-	                       "vhid 10 on lan0 { address 10.0.0.2\n"
-	                       "}\n"
-	                       "pfsync on sync0 {}\n");
+			       "   # indented comment\n"
+			       "control \"/run/a#b.sock\" # '#' in a string is not a comment\n"
+			       "vhid 9 on lan0 { # comment after the brace\n"
+			       "\taddress 10.0.0.1/8#no space before the comment\n"
+			       "\tpassword \"a\\\"b\\\\c d\"\n"
+			       "\tadvskew 5 }\n"
+			       "vhid 10 on lan0 { address 10.0.0.2\n"
+			       "}\n"
+			       "pfsync on sync0 {}\n");
 	if (!CHECK(c != NULL, "comments, quoting, escapes, braces parse")) {
 		dump_errors();
 		return;
@@ -439,12 +439,12 @@ static void test_lexical(void)
 
 	/* CRLF: the same structures as LF */
 	static const char crlf[] = "preempt no\r\nvhid 4 on lan0 {\r\n  address 10.0.0.4/24\r\n"
-	                           "  password \"x y\"\r\n}\r\n";
+				   "  password \"x y\"\r\n}\r\n";
 	c = parse(crlf);
 	if (CHECK(c != NULL, "CRLF file parses")) {
 		CHECK(!c->preempt && c->nvhids == 1 && c->vhids[0].vhid == 4 &&
-		              is_addr(&c->vhids[0].addrs[0], AF_INET, "10.0.0.4", 24) &&
-		              !strcmp(c->vhids[0].password, "x y"),
+			      is_addr(&c->vhids[0].addrs[0], AF_INET, "10.0.0.4", 24) &&
+			      !strcmp(c->vhids[0].password, "x y"),
 		      "CRLF: same values as LF");
 	} else {
 		dump_errors();
@@ -458,9 +458,9 @@ static void test_lexical(void)
 static void test_passwords(void)
 {
 	struct conf *c = parse(
-	        "vhid 1 on lan0 {\n address 10.0.0.1\n pfsense-password \"my pass\\\"word\"\n}\n"
-	        "vhid 2 on lan0 {\n address 10.0.0.2\n"
-	        " password \"abcdefghijklmnopqrstuvwxyz\"\n}\n");
+		"vhid 1 on lan0 {\n address 10.0.0.1\n pfsense-password \"my pass\\\"word\"\n}\n"
+		"vhid 2 on lan0 {\n address 10.0.0.2\n"
+		" password \"abcdefghijklmnopqrstuvwxyz\"\n}\n");
 	if (!CHECK(c != NULL, "passwords parse")) {
 		dump_errors();
 		return;
@@ -476,7 +476,7 @@ static void test_passwords(void)
 	conf_free(c);
 
 	expect_error("vhid 1 on lan0 {\n address 10.0.0.1\n pfsense-password \"   \"\n}\n", 3,
-	             "pfsense-password: empty once pfSense removes the spaces", "spaces only");
+		     "pfsense-password: empty once pfSense removes the spaces", "spaces only");
 }
 
 static void test_file(void)
@@ -484,7 +484,7 @@ static void test_file(void)
 	struct conf *c = conf_parse_file("/nonexistent/carpd.conf", &errs);
 	CHECK(c == NULL && errs.count == 1, "missing file: one error");
 	CHECK(strstr(errs.msg[0], "/nonexistent/carpd.conf") &&
-	              strstr(errs.msg[0], "No such file or directory"),
+		      strstr(errs.msg[0], "No such file or directory"),
 	      "missing file: clear message");
 
 	char path[] = "/tmp/test_conf.XXXXXX";
@@ -527,8 +527,8 @@ static void test_helpers(void)
 	      "conf_addr_str IPv6");
 
 	struct conf *b = parse("vhid 1 on lan0 {\n address 2001:db8:1::1/64\n"
-	                       " address 198.51.100.1/24\n password \"motdepasseCARP\"\n"
-	                       " peer6 2001:db8::3\n peer 192.0.2.3\n}\n");
+			       " address 198.51.100.1/24\n password \"motdepasseCARP\"\n"
+			       " peer6 2001:db8::3\n peer 192.0.2.3\n}\n");
 	CHECK(b && conf_vhid_equal(&a->vhids[0], &b->vhids[0]),
 	      "vhid_equal: same settings in another order");
 	struct conf_vhid v = a->vhids[0];
@@ -561,9 +561,9 @@ static void test_helpers(void)
 
 	/* system check: lo exists everywhere, the others do not */
 	b = parse("vhid 1 on lo {\n address 10.0.0.1\n}\n"
-	          "vhid 2 on nosuchif0 {\n address 10.0.0.2\n}\n"
-	          "vhid 3 on nosuchif0 {\n address 10.0.0.3\n}\n"
-	          "pfsync on nosuchif1 {\n}\n");
+		  "vhid 2 on nosuchif0 {\n address 10.0.0.2\n}\n"
+		  "vhid 3 on nosuchif0 {\n address 10.0.0.3\n}\n"
+		  "pfsync on nosuchif1 {\n}\n");
 	if (CHECK(b != NULL, "system check file parses")) {
 		errs.count = 0;
 		int n = conf_check_system(b, &errs);

@@ -51,7 +51,8 @@ int main(void)
 	CHECK(starts(ask(&cd, "status"), "ok\ncarpd: demotion 0"), "status renders the table");
 	CHECK(starts(ask(&cd, "status text"), "ok\ncarpd:"), "status text");
 	const char *j = ask(&cd, "status json");
-	CHECK(starts(j, "ok\n{\"demotion\": 0, \"maintenance\": false"), "status json starts right");
+	CHECK(starts(j, "ok\n{\"demotion\": 0, \"maintenance\": false"),
+	      "status json starts right");
 	CHECK(strstr(j, "\"pfsync\": null") != NULL, "pfsync is null without a pfsync block");
 	CHECK(starts(ask(&cd, "status xml"), "error: "), "status xml refused");
 	const char *m = ask(&cd, "metrics");

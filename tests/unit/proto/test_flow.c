@@ -43,7 +43,8 @@ int main(void)
 	CHECK(!memcmp(&s[0].key[0], &s[0].key[1], sizeof(s[0].key[0])), "IN: wire == stack");
 	struct in_addr a;
 	inet_pton(AF_INET, "203.0.113.1", &a);
-	CHECK(!memcmp(&s[1].key[PF_SK_WIRE].addr[1], &a, 4) && s[1].key[PF_SK_WIRE].port[1] == 40001,
+	CHECK(!memcmp(&s[1].key[PF_SK_WIRE].addr[1], &a, 4) &&
+		      s[1].key[PF_SK_WIRE].port[1] == 40001,
 	      "OUT wire addr1:port1 is the NAT address (CONTRACT §5 example)");
 	inet_pton(AF_INET, "198.51.100.50", &a);
 	CHECK(!memcmp(&s[1].key[PF_SK_STACK].addr[1], &a, 4), "OUT stack addr1 is the client");
