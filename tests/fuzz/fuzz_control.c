@@ -1,8 +1,8 @@
-/* fuzz-sources: daemon/control.c daemon/output.c daemon/carp.c daemon/carp_io.c daemon/vip.c
- * daemon/link.c daemon/hooks.c daemon/state.c daemon/log.c daemon/conf.c proto/carp.c
- * proto/frames.c */
+// clang-format off
+/* fuzz-sources: daemon/control.c daemon/output.c daemon/carp.c daemon/carp_io.c daemon/vip.c daemon/link.c daemon/hooks.c daemon/state.c daemon/log.c daemon/conf.c proto/carp.c proto/frames.c */
 /* fuzz-libs: -levent -lnl-3 -lnl-route-3 -lcrypto */
 /* fuzz-cflags: -I/usr/include/libnl3 -DCARPD_VERSION="fuzz" */
+// clang-format on
 /*
  * The control request handler with arbitrary request lines, against a daemon
  * state with two configured vhids (no sockets, no kernel objects: the vhids stay
