@@ -33,3 +33,24 @@ ok "CARP payload is 36 bytes (IP total length 56)"
 [ "$(jq -s '[.[] | select(.proto == "carp" and .auth != "bad")] | length' "$TMP/bad.json")" = 0 ] ||
 	fail "with a wrong password carpdump does not say auth bad"
 ok "with a wrong password carpdump says auth bad"
+
+# Independent decoders: Debian's tshark (CARP only with decode-as) and tcpdump -T carp
+# must read every advertisement carpd sent exactly as carpdump does, checksum good,
+# no expert warning.
+if command -v tshark >/dev/null; then
+	jq -r '.[] | "\(.vhid) \(.advskew) \(.counter)"' "$TMP/carp.json" |
+		while read -r v s c; do printf '%s %s %u\n' "$v" "$s" "$c"; done >"$TMP/ours.txt"
+	tshark -r "$pcap" -d ip.proto==112,carp -Y carp -T fields -e carp.vhid -e carp.advskew \
+		-e carp.counter -e carp.checksum.status -e _ws.expert.severity 2>/dev/null >"$TMP/tshark.txt"
+	awk '{ print $1, $2, $3 }' "$TMP/tshark.txt" >"$TMP/theirs.txt"
+	cmp -s "$TMP/ours.txt" "$TMP/theirs.txt" ||
+		fail "tshark and carpdump disagree: $(diff "$TMP/ours.txt" "$TMP/theirs.txt" | head -5)"
+	awk '$4 != 1 || $5 != "" { bad++ } END { exit bad > 0 }' "$TMP/tshark.txt" ||
+		fail "tshark reports a bad checksum or an expert warning: $(head -3 "$TMP/tshark.txt")"
+	ok "tshark decodes all $(wc -l <"$TMP/theirs.txt") advertisements as carpdump does, checksum good, no expert info"
+fi
+if tcpdump --version >/dev/null 2>&1; then
+	n=$(tcpdump -r "$pcap" -T carp -nv 2>/dev/null | grep -c "CARPv2-advertise 36: vhid=1 advbase=1 advskew=0 authlen=7" || true)
+	[ "$n" = "$(jq length "$TMP/carp.json")" ] || fail "tcpdump -T carp decoded $n advertisements, carpdump $(jq length "$TMP/carp.json")"
+	ok "tcpdump -T carp decodes the same $n advertisements"
+fi
