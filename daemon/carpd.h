@@ -94,6 +94,7 @@ struct vhid {
 
 struct control;
 struct hooks;
+struct pfsyncd;
 struct nl_sock;
 struct nl_cache_mngr;
 struct nl_cache;
@@ -125,6 +126,7 @@ struct carpd {
 	uint64_t nl_resyncs;
 	struct control *control;
 	struct hooks *hooks;
+	struct pfsyncd *pfsync; /* NULL without a pfsync block */
 	struct event *sig_term, *sig_int, *sig_hup, *sig_chld, *watchdog;
 	struct timespec started;
 };

@@ -14,6 +14,7 @@
 
 #include "daemon/control.h"
 #include "daemon/output.h"
+#include "daemon/pfsync.h"
 
 #define CONTROL_TIMEOUT_S   5
 #define CONTROL_MAX_CLIENTS 64
@@ -130,11 +131,10 @@ void control_handle(struct carpd *cd, const char *request, struct evbuffer *out)
 		evbuffer_add_printf(out, "ok\n%u@%s %s\n", vh->cfg.vhid, vh->cfg.ifname,
 				    carp_state_name(vh->state));
 	} else if (!strcmp(w[0], "sync") && n == 2 && !strcmp(w[1], "bulk")) {
-		reply_error(
-			out,
-			cd->conf->pfsync.enabled
-				? "state replication (pfsync) is not implemented in this version"
-				: "pfsync is not configured");
+		if (pfsyncd_request_bulk(cd) < 0)
+			reply_error(out, "pfsync is not configured");
+		else
+			evbuffer_add_printf(out, "ok\nbulk update requested\n");
 	} else if (!strcmp(w[0], "version") && n == 1) {
 		evbuffer_add_printf(out, "ok\ncarpd %s\n", CARPD_VERSION);
 	} else {

@@ -14,6 +14,7 @@
 
 #include "daemon/carpd.h"
 #include "daemon/control.h"
+#include "daemon/pfsync.h"
 
 static void usage(void)
 {
@@ -241,7 +242,9 @@ int main(int argc, char **argv)
 	}
 	if (control_open(&cd, control_path(&cd, cd.conf)) < 0)
 		return 1;
-	if (start_vhids(&cd) < 0) {
+	/* pfsync first: its bulk request raises the demotion before any vhid runs */
+	if (pfsyncd_start(&cd) < 0 || start_vhids(&cd) < 0) {
+		pfsyncd_stop(&cd);
 		shutdown_all(&cd, false);
 		control_close(&cd);
 		return 1;
@@ -263,10 +266,6 @@ int main(int argc, char **argv)
 		cd.watchdog = event_new(cd.base, -1, EV_PERSIST, watchdog_cb, &cd);
 		event_add(cd.watchdog, &tv);
 	}
-	if (cd.conf->pfsync.enabled)
-		log_warn("pfsync on %s: the block is checked, but this version does not replicate "
-			 "states yet; established connections will not survive a failover",
-			 cd.conf->pfsync.ifname);
 	log_info("carpd %s started: %zu vhid(s), control socket %s", CARPD_VERSION, cd.nvhids,
 		 control_path(&cd, cd.conf));
 	sd_notify(0, "READY=1");
@@ -276,6 +275,7 @@ int main(int argc, char **argv)
 	if (!cd.stopping)
 		shutdown_all(&cd, true);
 	control_close(&cd);
+	pfsyncd_stop(&cd);
 	hooks_fini(&cd);
 	link_fini(&cd);
 	vip_fini(&cd);

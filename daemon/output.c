@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "daemon/output.h"
+#include "daemon/pfsync.h"
 
 void output_json_string(struct evbuffer *out, const char *s)
 {
@@ -112,7 +113,9 @@ void output_status_json(const struct carpd *cd, struct evbuffer *out)
 #undef X
 		evbuffer_add_printf(out, "}}");
 	}
-	evbuffer_add_printf(out, "\n], \"pfsync\": null}\n");
+	evbuffer_add_printf(out, "\n], \"pfsync\": ");
+	pfsyncd_status_json(cd, out);
+	evbuffer_add_printf(out, "}\n");
 }
 
 void output_status_text(const struct carpd *cd, struct evbuffer *out)
@@ -168,7 +171,8 @@ void output_status_text(const struct carpd *cd, struct evbuffer *out)
 				    vh->cfg.ifname, vh->cfg.vhid, c.ipackets, c.opackets, c.badauth,
 				    c.badttl, c.badvhid, c.badsum, c.badlen, c.badver);
 	}
-	evbuffer_add_printf(out, "\npfsync: not configured\n");
+	evbuffer_add_printf(out, "\n");
+	pfsyncd_status_text(cd, out);
 }
 
 void output_metrics(const struct carpd *cd, struct evbuffer *out)
@@ -217,5 +221,6 @@ void output_metrics(const struct carpd *cd, struct evbuffer *out)
 			    "# TYPE carpd_netlink_resyncs counter\n"
 			    "carpd_netlink_resyncs_total %" PRIu64 "\n",
 			    cd->nl_resyncs);
+	pfsyncd_metrics(cd, out);
 	evbuffer_add_printf(out, "# EOF\n");
 }

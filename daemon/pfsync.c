@@ -1,0 +1,1360 @@
+/* daemon/pfsync.c - see pfsync.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/ip.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#include "daemon/carpd.h"
+#include "daemon/ct.h"
+#include "daemon/output.h"
+#include "daemon/pfsync.h"
+#include "proto/flow.h"
+#include "proto/pfsync.h"
+
+#define PFSYNC_TTL     PFSYNC_DFLTTL
+#define PFSYNC_TOS     0x10
+#define PFSYNC_MTU     1500
+#define FLUSH_DELAY_MS 1000 /* FreeBSD batches updates for at most 1 s */
+#define REFRESH_S      5    /* conntrack dump: missed events, refreshes to peers */
+#define BULK_RETRY_S   5    /* bulkfail timer */
+#define BULK_MAX_TRIES 12   /* then pretend success, as FreeBSD does (~60 s) */
+#define SYNC_DEMOTION  240  /* net.pfsync.carp_demotion_factor */
+
+/* the identity of a conntrack entry: af, protocol and ORIG tuple */
+struct fkey {
+	uint8_t af, proto;
+	uint16_t zone;
+	struct flow_tuple t;
+};
+
+struct sid {
+	uint32_t creatorid;
+	uint64_t id;
+};
+
+/* a local conntrack entry and the pf states we announce for it */
+struct lflow {
+	UT_hash_handle hh;
+	struct fkey key;
+	struct flow f;
+	struct pf_view st[2];
+	int nstates;
+	bool q_ins, q_upd, q_full, seen;
+	struct lflow *qnext; /* send queue */
+	bool queued;
+	time_t last_sent;
+	uint32_t last_timeout;
+	time_t last_dump;
+};
+
+struct rflow;
+/* a pf state learned from a peer */
+struct rstate {
+	UT_hash_handle hh;
+	struct sid key;
+	struct pf_view v;
+	struct rflow *rf;
+};
+
+/* a conntrack entry built from learned states: first carries the ORIG tuple, second
+ * (if any) the translation that follows it */
+struct rflow {
+	UT_hash_handle hh;
+	struct fkey key;
+	struct rstate *first, *second;
+	bool dirty;
+	struct rflow *dnext;
+};
+
+struct pfsyncd {
+	struct carpd *cd;
+	struct conf_pfsync cfg;
+	uint32_t creatorid;
+	uint64_t next_id;
+	int ifindex;
+	int fd;
+	int family;
+	struct event *rx_ev, *flush_ev, *refresh_ev, *bulk_ev;
+	struct ct *ct;
+	struct lflow *lflows;
+	struct rstate *rstates;
+	struct rflow *rflows;
+	struct lflow *qhead;
+	struct rflow *dirty;
+	/* small queues of ids */
+	struct sid *delq, *ureqq, *ackq;
+	size_t ndel, nureq, nack, capdel, capureq, capack;
+	bool bus_start, bus_end;
+	time_t bulk_received_at;
+	/* our own bulk request */
+	enum { BULK_NONE, BULK_PENDING, BULK_DONE } bulk;
+	int bulk_tries;
+	time_t bulk_sent_at;
+	bool demoted;
+	struct timespec peer_last_heard;
+	bool peer_heard;
+	char peer_addr[INET6_ADDRSTRLEN];
+	struct pfsync_counters c;
+};
+
+static time_t now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static void fkey_of(const struct flow *f, struct fkey *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->af = f->af;
+	k->proto = f->proto;
+	k->zone = f->zone;
+	k->t = f->orig;
+}
+
+static void fkey_tuple(uint8_t af, uint8_t proto, const struct flow_tuple *t, struct fkey *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->af = af;
+	k->proto = proto;
+	k->t = *t;
+}
+
+/* ---- queues -------------------------------------------------------------------- */
+
+static void schedule_flush(struct pfsyncd *ps, bool now)
+{
+	struct timeval tv = {0, now ? 0 : FLUSH_DELAY_MS * 1000};
+	if (now || !evtimer_pending(ps->flush_ev, NULL)) {
+		evtimer_del(ps->flush_ev);
+		evtimer_add(ps->flush_ev, &tv);
+	}
+}
+
+static void sidq_push(struct sid **q, size_t *n, size_t *cap, uint32_t creatorid, uint64_t id)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct sid *nq = realloc(*q, ncap * sizeof(**q));
+		if (!nq)
+			return;
+		*q = nq;
+		*cap = ncap;
+	}
+	(*q)[(*n)++] = (struct sid){creatorid, id};
+}
+
+static void lflow_enqueue(struct pfsyncd *ps, struct lflow *lf)
+{
+	if (!lf->queued) {
+		lf->queued = true;
+		lf->qnext = ps->qhead;
+		ps->qhead = lf;
+	}
+	schedule_flush(ps, false);
+}
+
+/* ---- local flows (conntrack -> peers) -------------------------------------------------- */
+
+static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow *f)
+{
+	struct pf_view st[2];
+	int n = flow_to_pf(f, st);
+	if (n <= 0) {
+		ps->c.not_mappable++;
+		return false;
+	}
+	for (int i = 0; i < n; i++) {
+		/* keep the ids the peers know this connection by */
+		st[i].id = lf->nstates > i ? lf->st[i].id : ++ps->next_id;
+		st[i].creatorid = ps->creatorid;
+	}
+	memcpy(lf->st, st, sizeof(st));
+	lf->nstates = n;
+	lf->f = *f;
+	return true;
+}
+
+static void local_new(struct pfsyncd *ps, const struct flow *f)
+{
+	struct fkey k;
+	struct lflow *lf;
+	fkey_of(f, &k);
+	HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+	if (lf) {
+		if (lflow_build(ps, lf, f)) {
+			lf->q_upd = true;
+			lflow_enqueue(ps, lf);
+		}
+		return;
+	}
+	lf = calloc(1, sizeof(*lf));
+	if (!lf)
+		return;
+	lf->key = k;
+	if (!lflow_build(ps, lf, f)) {
+		free(lf);
+		return;
+	}
+	lf->q_ins = true;
+	lf->last_timeout = f->timeout;
+	lf->last_dump = now_s();
+	HASH_ADD(hh, ps->lflows, key, sizeof(k), lf);
+	lflow_enqueue(ps, lf);
+}
+
+static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
+{
+	if (announce && !lf->q_ins) {
+		for (int i = 0; i < lf->nstates; i++)
+			sidq_push(&ps->delq, &ps->ndel, &ps->capdel, lf->st[i].creatorid,
+				  lf->st[i].id);
+		schedule_flush(ps, false);
+	}
+	/* An INS still queued for a connection that is already gone: send nothing at
+	 * all, as FreeBSD does. */
+	if (lf->queued) {
+		for (struct lflow **pp = &ps->qhead; *pp; pp = &(*pp)->qnext)
+			if (*pp == lf) {
+				*pp = lf->qnext;
+				break;
+			}
+	}
+	HASH_DEL(ps->lflows, lf);
+	free(lf);
+}
+
+static void local_destroy(struct pfsyncd *ps, const struct flow *f)
+{
+	struct fkey k;
+	struct lflow *lf;
+	fkey_of(f, &k);
+	HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+	if (lf)
+		lflow_free(ps, lf, true);
+}
+
+/* Is this conntrack entry one we wrote for a peer? (The portid filter in ct.c
+ * drops the events of our own writes; the kernel's own later updates of those
+ * entries — a timeout refresh, a TCP state change — come back as ordinary
+ * events and must not be announced under our creatorid either.) */
+static bool is_learned(struct pfsyncd *ps, const struct flow *f)
+{
+	struct fkey k;
+	struct rflow *rf;
+	fkey_of(f, &k);
+	HASH_FIND(hh, ps->rflows, &k, sizeof(k), rf);
+	return rf != NULL;
+}
+
+static void ct_event(void *arg, enum ct_event ev, const struct flow *f)
+{
+	struct pfsyncd *ps = arg;
+	if (is_learned(ps, f)) {
+		if (ev == CT_EV_DESTROY) {
+			/* the learned entry expired in our kernel: forget it quietly */
+			struct fkey k;
+			struct rflow *rf;
+			fkey_of(f, &k);
+			HASH_FIND(hh, ps->rflows, &k, sizeof(k), rf);
+			if (rf)
+				rf->dirty = false;
+		}
+		return;
+	}
+	if (ev == CT_EV_DESTROY)
+		local_destroy(ps, f);
+	else
+		local_new(ps, f);
+}
+
+static void ct_resync(void *arg)
+{
+	struct pfsyncd *ps = arg;
+	/* the next refresh dump re-reads everything */
+	struct timeval tv = {0, 0};
+	evtimer_del(ps->refresh_ev);
+	evtimer_add(ps->refresh_ev, &tv);
+}
+
+struct dump_ctx {
+	struct pfsyncd *ps;
+	time_t now;
+};
+
+static void dump_each(void *arg, const struct flow *f)
+{
+	struct dump_ctx *dc = arg;
+	struct pfsyncd *ps = dc->ps;
+	if (is_learned(ps, f))
+		return;
+	struct fkey k;
+	struct lflow *lf;
+	fkey_of(f, &k);
+	HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+	if (!lf) {
+		local_new(ps, f); /* an event we missed */
+		HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+		if (lf)
+			lf->seen = true;
+		return;
+	}
+	lf->seen = true;
+	/* conntrack sends no event per packet: a timeout that went up since the last
+	 * dump means the connection carried traffic; tell the peers so that their copy
+	 * does not expire (pf refreshes a state's expiry on every UPD / UPD_C). */
+	time_t elapsed = dc->now - lf->last_dump;
+	bool active = (int64_t)f->timeout + 1 > (int64_t)lf->last_timeout - elapsed;
+	uint32_t period = pf_default_timeout(lf->st[0].timeout) / 3;
+	if (period > 30 || period == 0)
+		period = 30;
+	if (active && dc->now - lf->last_sent >= (time_t)period) {
+		if (lflow_build(ps, lf, f)) {
+			lf->q_upd = true;
+			lflow_enqueue(ps, lf);
+		}
+	}
+	lf->last_timeout = f->timeout;
+	lf->last_dump = dc->now;
+}
+
+static void refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pfsyncd *ps = arg;
+	struct lflow *lf, *tmp;
+	HASH_ITER(hh, ps->lflows, lf, tmp)
+	lf->seen = false;
+	struct dump_ctx dc = {ps, now_s()};
+	if (ct_dump(ps->ct, dump_each, &dc) == 0) {
+		/* gone from the kernel without a DESTROY event we saw */
+		HASH_ITER(hh, ps->lflows, lf, tmp)
+		if (!lf->seen)
+			lflow_free(ps, lf, true);
+	}
+	struct timeval tv = {REFRESH_S, 0};
+	evtimer_add(ps->refresh_ev, &tv);
+}
+
+/* ---- learned states (peers -> conntrack) ------------------------------------------- */
+
+static bool tuple_eq(const struct flow_tuple *a, const struct flow_tuple *b)
+{
+	return !memcmp(a, b, sizeof(*a));
+}
+
+static void rflow_mark(struct pfsyncd *ps, struct rflow *rf)
+{
+	if (!rf->dirty) {
+		rf->dirty = true;
+		rf->dnext = ps->dirty;
+		ps->dirty = rf;
+	}
+}
+
+static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry)
+{
+	if (remove_entry && rf->first) {
+		struct flow f;
+		if (pf_to_flow(&rf->first->v, rf->second ? &rf->second->v : NULL, &f) == 0)
+			ct_remove(ps->ct, &f);
+	}
+	if (rf->first)
+		rf->first->rf = NULL;
+	if (rf->second)
+		rf->second->rf = NULL;
+	if (rf->dirty)
+		for (struct rflow **pp = &ps->dirty; *pp; pp = &(*pp)->dnext)
+			if (*pp == rf) {
+				*pp = rf->dnext;
+				break;
+			}
+	HASH_DEL(ps->rflows, rf);
+	free(rf);
+}
+
+static struct rflow *rflow_new(struct pfsyncd *ps, const struct fkey *k, struct rstate *first)
+{
+	struct rflow *rf = calloc(1, sizeof(*rf));
+	if (!rf)
+		return NULL;
+	rf->key = *k;
+	rf->first = first;
+	first->rf = rf;
+	HASH_ADD(hh, ps->rflows, key, sizeof(*k), rf);
+	return rf;
+}
+
+/* Attach a learned state to the conntrack entry it belongs to (spec §6.1): states
+ * of one connection chain, the post-translation tuple of one being the ORIG
+ * candidate of the next. */
+static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
+{
+	struct flow_tuple orig, post;
+	struct fkey k;
+	struct rflow *rf;
+	pf_orig_candidate(&rs->v, &orig, &post);
+	fkey_tuple(rs->v.af, rs->v.proto, &orig, &k);
+	if (rs->rf) {
+		rflow_mark(ps, rs->rf);
+		return;
+	}
+	HASH_FIND(hh, ps->rflows, &k, sizeof(k), rf);
+	if (rf) {
+		struct flow_tuple fo, fp;
+		pf_orig_candidate(&rf->first->v, &fo, &fp);
+		if (!rf->second && tuple_eq(&fp, &orig)) {
+			/* SNAT: IN (no translation) then OUT (the NAT) share the ORIG tuple */
+			rf->second = rs;
+			rs->rf = rf;
+			if (tuple_eq(&post, &orig) && !tuple_eq(&fp, &fo)) {
+				rf->second = rf->first; /* the untranslated one goes first */
+				rf->first = rs;
+			}
+		} else if (!rf->second && tuple_eq(&post, &orig) && tuple_eq(&fo, &fp) == false) {
+			rf->second = rf->first;
+			rf->first = rs;
+			rs->rf = rf;
+		} else {
+			/* a state for the same connection replacing one we knew */
+			rflow_unlink(ps, rf, false);
+			rf = rflow_new(ps, &k, rs);
+		}
+		if (rf)
+			rflow_mark(ps, rf);
+		return;
+	}
+	/* DNAT: this state continues one whose translated tuple is our ORIG, or one we
+	 * already have continues this one */
+	struct rflow *it, *tmp;
+	HASH_ITER(hh, ps->rflows, it, tmp)
+	{
+		struct flow_tuple fo, fp;
+		if (it->second || it->first->v.af != rs->v.af || it->first->v.proto != rs->v.proto)
+			continue;
+		pf_orig_candidate(&it->first->v, &fo, &fp);
+		if (tuple_eq(&fp, &orig) && !tuple_eq(&fo, &fp)) {
+			it->second = rs;
+			rs->rf = it;
+			rflow_mark(ps, it);
+			return;
+		}
+		if (tuple_eq(&post, &fo) && !tuple_eq(&orig, &post)) {
+			HASH_DEL(ps->rflows, it);
+			it->second = it->first;
+			it->first = rs;
+			rs->rf = it;
+			it->key = k;
+			HASH_ADD(hh, ps->rflows, key, sizeof(k), it);
+			rflow_mark(ps, it);
+			return;
+		}
+	}
+	rf = rflow_new(ps, &k, rs);
+	if (rf)
+		rflow_mark(ps, rf);
+}
+
+/* Write every changed learned connection into the kernel: once per packet, so the
+ * two states of a NATed connection arrive as one entry. */
+static void commit_dirty(struct pfsyncd *ps)
+{
+	while (ps->dirty) {
+		struct rflow *rf = ps->dirty;
+		ps->dirty = rf->dnext;
+		rf->dirty = false;
+		struct flow f;
+		if (!rf->first ||
+		    pf_to_flow(&rf->first->v, rf->second ? &rf->second->v : NULL, &f) < 0) {
+			ps->c.not_mappable++;
+			continue;
+		}
+		if (ct_inject(ps->ct, &f) < 0) {
+			ps->c.inject_errors++;
+			char buf[256];
+			log_debug("pfsync: cannot write %s: %s", ct_flow_str(&f, buf, sizeof(buf)),
+				  strerror(errno));
+		}
+	}
+}
+
+static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool insert)
+{
+	if (v->creatorid == ps->creatorid) {
+		ps->c.own_creator++; /* our own states reflected back: never re-import */
+		return;
+	}
+	if (!v->creatorid) {
+		ps->c.badval++;
+		return;
+	}
+	struct sid k = {v->creatorid, v->id};
+	struct rstate *rs;
+	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	if (!rs) {
+		rs = calloc(1, sizeof(*rs));
+		if (!rs)
+			return;
+		rs->key = k;
+		HASH_ADD(hh, ps->rstates, key, sizeof(k), rs);
+	} else if (!insert && v->proto == IPPROTO_TCP &&
+		   (rs->v.src.state > v->src.state || rs->v.dst.state > v->dst.state)) {
+		/* FreeBSD's stale rule: states only move forward */
+		ps->c.stale++;
+		return;
+	}
+	rs->v = *v;
+	if (!v->expire)
+		rs->v.expire = pf_default_timeout(v->timeout); /* UPD refreshes fully */
+	rstate_attach(ps, rs);
+}
+
+static void learned_delete(struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
+{
+	struct sid k = {creatorid, id};
+	struct rstate *rs;
+	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	if (!rs) {
+		if (creatorid != ps->creatorid)
+			ps->c.badstate++;
+		return;
+	}
+	if (rs->rf)
+		rflow_unlink(ps, rs->rf, true); /* either state gone: the NAT is gone */
+	HASH_DEL(ps->rstates, rs);
+	free(rs);
+}
+
+static void learned_clear(struct pfsyncd *ps, uint32_t creatorid)
+{
+	struct rstate *rs, *tmp;
+	HASH_ITER(hh, ps->rstates, rs, tmp)
+	{
+		if (rs->key.creatorid != creatorid)
+			continue;
+		if (rs->rf)
+			rflow_unlink(ps, rs->rf, true);
+		HASH_DEL(ps->rstates, rs);
+		free(rs);
+	}
+}
+
+/* ---- CARP coupling -------------------------------------------------------------------- */
+
+static void set_demoted(struct pfsyncd *ps, bool on)
+{
+	if (ps->demoted == on)
+		return;
+	ps->demoted = on;
+	carpd_adjust_demotion(ps->cd, on ? SYNC_DEMOTION : -SYNC_DEMOTION);
+}
+
+static void bulk_done(struct pfsyncd *ps, const char *why)
+{
+	evtimer_del(ps->bulk_ev);
+	ps->bulk = BULK_DONE;
+	set_demoted(ps, false);
+	log_info("pfsync: %s", why);
+}
+
+static void send_bulk_request(struct pfsyncd *ps)
+{
+	sidq_push(&ps->ureqq, &ps->nureq, &ps->capureq, 0, 0);
+	ps->bulk_sent_at = now_s();
+	schedule_flush(ps, true);
+	struct timeval tv = {BULK_RETRY_S, 0};
+	evtimer_add(ps->bulk_ev, &tv);
+}
+
+static void bulk_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pfsyncd *ps = arg;
+	if (ps->bulk != BULK_PENDING)
+		return;
+	if (++ps->bulk_tries >= BULK_MAX_TRIES) {
+		log_warn("pfsync: failed to receive bulk update after %d tries; lifting the "
+			 "demotion anyway",
+			 ps->bulk_tries);
+		bulk_done(ps, "bulk update timed out");
+		return;
+	}
+	send_bulk_request(ps);
+}
+
+int pfsyncd_request_bulk(struct carpd *cd)
+{
+	struct pfsyncd *ps = cd->pfsync;
+	if (!ps)
+		return -1;
+	ps->bulk = BULK_PENDING;
+	ps->bulk_tries = 0;
+	set_demoted(ps, true);
+	send_bulk_request(ps);
+	log_info("pfsync: bulk update requested (CARP demoted by %d until it completes)",
+		 SYNC_DEMOTION);
+	return 0;
+}
+
+/* Answer UPD_REQ(0,0): BUS START, a full update of every state we hold (ours and
+ * learned, as pf does), BUS END. */
+static void answer_bulk(struct pfsyncd *ps)
+{
+	ps->bulk_received_at = now_s();
+	ps->bus_start = true;
+	struct lflow *lf, *tmp;
+	HASH_ITER(hh, ps->lflows, lf, tmp)
+	{
+		lf->q_full = true;
+		lflow_enqueue(ps, lf);
+	}
+	ps->bus_end = true;
+	schedule_flush(ps, true);
+}
+
+/* ---- the wire ------------------------------------------------------------------------- */
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+static int handle_packet(struct pfsyncd *ps, const uint8_t *p, size_t len);
+
+/* ---- pf_view (proto/flow) <-> pfsync_state (proto/pfsync) -------------------------------------
+ */
+
+static void view_to_state(const struct pf_view *v, struct pfsync_state *s)
+{
+	size_t alen = v->af == AF_INET6 ? 16 : 4;
+	pfsync_state_defaults(s);
+	s->id = v->id;
+	s->creatorid = v->creatorid;
+	snprintf(s->ifname, sizeof(s->ifname), "%s", v->ifname);
+	for (int k = 0; k < 2; k++) {
+		memcpy(s->key[k].addr[0], v->key[k].addr[0].bytes, alen);
+		memcpy(s->key[k].addr[1], v->key[k].addr[1].bytes, alen);
+		s->key[k].port[0] = v->key[k].port[0];
+		s->key[k].port[1] = v->key[k].port[1];
+		s->key[k].af = v->af == AF_INET6 ? PFSYNC_AF_INET6 : PFSYNC_AF_INET;
+		s->key[k].proto = v->proto;
+	}
+	s->src.state = v->src.state;
+	s->src.wscale = v->src.wscale;
+	s->dst.state = v->dst.state;
+	s->dst.wscale = v->dst.wscale;
+	s->direction = v->direction;
+	s->timeout = v->timeout;
+	s->expire = v->expire;
+	s->state_flags = v->state_flags;
+}
+
+static int state_to_view(const struct pfsync_state *s, struct pf_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	uint8_t af = s->key[PFSYNC_SK_WIRE].af;
+	if (af != s->key[PFSYNC_SK_STACK].af || s->key[0].proto != s->key[1].proto)
+		return -1; /* af-to (NAT64): nothing conntrack can hold */
+	if (af == PFSYNC_AF_INET)
+		v->af = AF_INET;
+	else if (af == PFSYNC_AF_INET6)
+		v->af = AF_INET6;
+	else
+		return -1;
+	size_t alen = v->af == AF_INET6 ? 16 : 4;
+	v->id = s->id;
+	v->creatorid = s->creatorid;
+	v->proto = s->key[0].proto;
+	v->direction = s->direction;
+	memcpy(v->ifname, s->ifname, sizeof(v->ifname) - 1);
+	v->ifname[sizeof(v->ifname) - 1] = 0;
+	for (int k = 0; k < 2; k++) {
+		memcpy(v->key[k].addr[0].bytes, s->key[k].addr[0], alen);
+		memcpy(v->key[k].addr[1].bytes, s->key[k].addr[1], alen);
+		v->key[k].port[0] = s->key[k].port[0];
+		v->key[k].port[1] = s->key[k].port[1];
+	}
+	v->src.state = s->src.state;
+	v->src.wscale = s->src.wscale;
+	v->dst.state = s->dst.state;
+	v->dst.wscale = s->dst.wscale;
+	v->timeout = s->timeout;
+	v->expire = s->expire;
+	v->state_flags = s->state_flags;
+	return 0;
+}
+
+static bool wire_add_sid(struct pfsync_writer *w, uint8_t action, const struct sid *s)
+{
+	return pfsync_writer_add_ref(w, action, s->id, s->creatorid) == PFSYNC_OK;
+}
+
+static bool wire_add_bus(struct pfsyncd *ps, struct pfsync_writer *w, uint8_t status)
+{
+	struct pfsync_bus b = {.creatorid = ps->creatorid, .status = status};
+	if (status == PFSYNC_BUS_END)
+		b.endtime = (uint32_t)(now_s() - ps->bulk_received_at);
+	return pfsync_writer_add_bus(w, &b) == PFSYNC_OK;
+}
+
+/* One queued local connection: INS when new, full UPD when asked for (UPD_REQ or
+ * bulk), UPD_C otherwise. If only part of it fits, the rest goes in the next
+ * packet and the whole of it again later: a repeated INS or UPD is harmless. */
+static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct lflow *lf)
+{
+	for (int i = 0; i < lf->nstates; i++) {
+		struct pfsync_state s;
+		enum pfsync_err err;
+		view_to_state(&lf->st[i], &s);
+		if (lf->q_ins || lf->q_full) {
+			uint8_t act = lf->q_ins ? pfsync_action_ins(ps->cfg.version)
+						: pfsync_action_upd(ps->cfg.version);
+			err = pfsync_writer_add_state(w, act, &s);
+			if (err == PFSYNC_OK)
+				lf->q_ins ? ps->c.ins_out++ : ps->c.upd_out++;
+		} else {
+			struct pfsync_upd_c u = {.id = s.id,
+						 .src = s.src,
+						 .dst = s.dst,
+						 .creatorid = s.creatorid,
+						 .timeout = s.timeout};
+			err = pfsync_writer_add_upd_c(w, &u);
+			if (err == PFSYNC_OK)
+				ps->c.updc_out++;
+		}
+		if (err != PFSYNC_OK)
+			return false;
+	}
+	return true;
+}
+
+static void count_err(struct pfsyncd *ps, enum pfsync_err err)
+{
+	switch (err) {
+	case PFSYNC_ERR_BADVER:
+	case PFSYNC_ERR_BADFMT:
+		ps->c.badver++;
+		break;
+	case PFSYNC_ERR_BADACT:
+		ps->c.badact++;
+		break;
+	case PFSYNC_ERR_BADVAL:
+		ps->c.badval++;
+		break;
+	default:
+		ps->c.badlen++;
+		break;
+	}
+}
+
+/* A full state from a peer (INS or UPD of any version). */
+static void in_state(struct pfsyncd *ps, const struct pfsync_state *s, bool insert)
+{
+	struct pf_view v;
+	if (pfsync_state_check(s, insert) != PFSYNC_OK) {
+		ps->c.badval++;
+		return;
+	}
+	if (state_to_view(s, &v) < 0) {
+		ps->c.not_mappable++;
+		return;
+	}
+	if (v.creatorid == ps->creatorid) {
+		ps->c.own_creator++;
+		return;
+	}
+	learned_update(ps, &v, insert);
+	/* defer mode on the sender: it holds the packet until we acknowledge */
+	if (insert && (s->state_flags & PFSYNC_PFSTATE_ACK))
+		sidq_push(&ps->ackq, &ps->nack, &ps->capack, s->creatorid, s->id);
+}
+
+static void in_upd_c(struct pfsyncd *ps, const struct pfsync_upd_c *u)
+{
+	if (u->creatorid == ps->creatorid) {
+		ps->c.own_creator++;
+		return;
+	}
+	struct sid k = {u->creatorid, u->id};
+	struct rstate *rs;
+	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	if (!rs) {
+		/* unknown state: ask for all of it */
+		sidq_push(&ps->ureqq, &ps->nureq, &ps->capureq, u->creatorid, u->id);
+		return;
+	}
+	struct pf_view v = rs->v;
+	v.src.state = u->src.state;
+	v.src.wscale = u->src.wscale;
+	v.dst.state = u->dst.state;
+	v.dst.wscale = u->dst.wscale;
+	v.timeout = u->timeout;
+	v.expire = 0; /* UPD_C refreshes to the full timeout of its index */
+	learned_update(ps, &v, false);
+}
+
+static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
+{
+	if (r->id == 0 && r->creatorid == 0) {
+		log_info("pfsync: bulk update requested by a peer: sending %u states",
+			 HASH_COUNT(ps->lflows));
+		answer_bulk(ps);
+		return;
+	}
+	if (r->creatorid != ps->creatorid) {
+		ps->c.badstate++;
+		return;
+	}
+	struct lflow *lf, *tmp;
+	HASH_ITER(hh, ps->lflows, lf, tmp)
+	{
+		for (int i = 0; i < lf->nstates; i++)
+			if (lf->st[i].id == r->id) {
+				lf->q_full = true;
+				lflow_enqueue(ps, lf);
+				schedule_flush(ps, true);
+				return;
+			}
+	}
+	ps->c.badstate++;
+}
+
+static void in_bus(struct pfsyncd *ps, const struct pfsync_bus *b)
+{
+	if (ps->bulk != BULK_PENDING)
+		return; /* FreeBSD ignores BUS unless its own request is outstanding */
+	if (b->status == PFSYNC_BUS_START) {
+		struct timeval tv = {BULK_RETRY_S + 4, 0};
+		evtimer_del(ps->bulk_ev);
+		evtimer_add(ps->bulk_ev, &tv);
+	} else if (b->status == PFSYNC_BUS_END) {
+		char why[96];
+		snprintf(why, sizeof(why), "bulk update done: %u states learned",
+			 HASH_COUNT(ps->rflows));
+		bulk_done(ps, why);
+	}
+}
+
+static int handle_packet(struct pfsyncd *ps, const uint8_t *p, size_t len)
+{
+	struct pfsync_iter it;
+	uint8_t action;
+	uint16_t count;
+	const uint8_t *msgs;
+	size_t msglen;
+	enum pfsync_err err = pfsync_iter_init(&it, p, len, NULL);
+	if (err != PFSYNC_OK) {
+		count_err(ps, err);
+		return -1;
+	}
+	int rc;
+	while ((rc = pfsync_iter_next(&it, &action, &count, &msgs, &msglen)) > 0) {
+		for (uint16_t i = 0; i < count; i++) {
+			const uint8_t *m = msgs + (size_t)i * msglen;
+			switch (action) {
+			case PFSYNC_ACT_INS_1301:
+			case PFSYNC_ACT_INS_1400:
+			case PFSYNC_ACT_INS_1500:
+			case PFSYNC_ACT_UPD_1301:
+			case PFSYNC_ACT_UPD_1400:
+			case PFSYNC_ACT_UPD_1500: {
+				struct pfsync_state s;
+				bool insert = action == PFSYNC_ACT_INS_1301 ||
+					      action == PFSYNC_ACT_INS_1400 ||
+					      action == PFSYNC_ACT_INS_1500;
+				if (pfsync_state_decode(m, msglen, pfsync_action_version(action),
+							&s) != PFSYNC_OK) {
+					ps->c.badlen++;
+					break;
+				}
+				insert ? ps->c.ins_in++ : ps->c.upd_in++;
+				in_state(ps, &s, insert);
+				break;
+			}
+			case PFSYNC_ACT_UPD_C: {
+				struct pfsync_upd_c u;
+				if (pfsync_upd_c_decode(m, msglen, &u) != PFSYNC_OK ||
+				    pfsync_upd_c_check(&u) != PFSYNC_OK) {
+					ps->c.badval++;
+					break;
+				}
+				ps->c.upd_in++;
+				in_upd_c(ps, &u);
+				break;
+			}
+			case PFSYNC_ACT_UPD_REQ: {
+				struct pfsync_ref r;
+				if (pfsync_ref_decode(m, msglen, &r) == PFSYNC_OK) {
+					ps->c.ureq_in++;
+					in_ureq(ps, &r);
+				}
+				break;
+			}
+			case PFSYNC_ACT_DEL_C: {
+				struct pfsync_ref r;
+				if (pfsync_ref_decode(m, msglen, &r) == PFSYNC_OK) {
+					ps->c.del_in++;
+					learned_delete(ps, r.creatorid, r.id);
+				}
+				break;
+			}
+			case PFSYNC_ACT_INS_ACK:
+				ps->c.ack_in++; /* we never defer, so nothing waits for it */
+				break;
+			case PFSYNC_ACT_BUS: {
+				struct pfsync_bus b;
+				if (pfsync_bus_decode(m, msglen, &b) == PFSYNC_OK) {
+					ps->c.bus_in++;
+					in_bus(ps, &b);
+				}
+				break;
+			}
+			case PFSYNC_ACT_CLR: {
+				struct pfsync_clr c;
+				if (pfsync_clr_decode(m, msglen, &c) == PFSYNC_OK) {
+					ps->c.clr_in++;
+					learned_clear(ps, c.creatorid);
+				}
+				break;
+			}
+			default: /* TDB and EOF: nothing to do */
+				break;
+			}
+		}
+	}
+	if (rc < 0) {
+		count_err(ps, (enum pfsync_err) - rc);
+		return 0; /* what came before the bad part was applied */
+	}
+	return 0;
+}
+
+static void rx_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pfsyncd *ps = arg;
+	uint8_t buf[65536];
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		ssize_t n =
+			recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+		if (n < 0)
+			break;
+		ps->c.ipackets++;
+		const uint8_t *p = buf;
+		size_t len = (size_t)n;
+		int ttl;
+		char src[INET6_ADDRSTRLEN] = "?";
+		if (ps->family == AF_INET) {
+			if (len < 20) {
+				ps->c.badlen++;
+				continue;
+			}
+			size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
+			size_t total = (size_t)buf[2] << 8 | buf[3];
+			if (ihl < 20 || ihl > len) {
+				ps->c.badlen++;
+				continue;
+			}
+			if (total < len && total >= ihl)
+				len = total;
+			ttl = buf[8];
+			inet_ntop(AF_INET, buf + 12, src, sizeof(src));
+			p += ihl;
+			len -= ihl;
+		} else {
+			ttl = PFSYNC_TTL; /* IPV6_UNICAST/MULTICAST hop limit checked by cmsg below
+					   */
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&from)->sin6_addr, src,
+				  sizeof(src));
+		}
+		/* the only anti-spoofing pfsync has: the sender is on the link */
+		if (ttl != PFSYNC_TTL) {
+			ps->c.badttl++;
+			continue;
+		}
+		if (handle_packet(ps, p, len) < 0)
+			continue;
+		ps->peer_heard = true;
+		clock_gettime(CLOCK_MONOTONIC, &ps->peer_last_heard);
+		snprintf(ps->peer_addr, sizeof(ps->peer_addr), "%s", src);
+		commit_dirty(ps);
+	}
+	if (ps->nack || ps->nureq || ps->bus_start)
+		schedule_flush(ps, true);
+}
+
+static int send_packet(struct pfsyncd *ps, const uint8_t *buf, size_t len)
+{
+	ssize_t n;
+	if (ps->family == AF_INET) {
+		struct sockaddr_in to = {.sin_family = AF_INET};
+		to.sin_addr.s_addr = ps->cfg.has_syncpeer ? ps->cfg.syncpeer.v4.s_addr
+							  : htonl(0xe00000f0); /* 224.0.0.240 */
+		n = sendto(ps->fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to));
+	} else {
+		struct sockaddr_in6 to = {.sin6_family = AF_INET6,
+					  .sin6_scope_id = (uint32_t)ps->ifindex};
+		if (ps->cfg.has_syncpeer)
+			to.sin6_addr = ps->cfg.syncpeer.v6;
+		else
+			inet_pton(AF_INET6, "ff12::f0", &to.sin6_addr);
+		n = sendto(ps->fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to));
+	}
+	if (n != (ssize_t)len) {
+		ps->c.oerrors++;
+		return -1;
+	}
+	ps->c.opackets++;
+	return 0;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pfsyncd *ps = arg;
+	uint8_t buf[PFSYNC_MTU];
+	size_t cap = PFSYNC_MTU - (ps->family == AF_INET ? 20 : 40);
+	bool more = true;
+	while (more) {
+		struct pfsync_writer w;
+		if (pfsync_writer_begin(&w, buf, cap, NULL) != PFSYNC_OK)
+			return;
+		more = false;
+		bool any = false;
+		/* BUS START goes first, in its own right; BUS END after the last state */
+		if (ps->bus_start) {
+			if (!wire_add_bus(ps, &w, 1))
+				goto full;
+			ps->bus_start = false;
+			ps->c.bus_out++;
+			any = true;
+		}
+		while (ps->nack) {
+			struct sid *s = &ps->ackq[ps->nack - 1];
+			if (!wire_add_sid(&w, PFSYNC_ACT_INS_ACK, s))
+				goto full;
+			ps->nack--;
+			ps->c.ack_out++;
+			any = true;
+		}
+		while (ps->qhead) {
+			struct lflow *lf = ps->qhead;
+			if (!wire_add_lflow(ps, &w, lf))
+				goto full;
+			ps->qhead = lf->qnext;
+			lf->queued = false;
+			lf->q_ins = lf->q_upd = lf->q_full = false;
+			lf->last_sent = now_s();
+			any = true;
+		}
+		while (ps->ndel) {
+			if (!wire_add_sid(&w, PFSYNC_ACT_DEL_C, &ps->delq[ps->ndel - 1]))
+				goto full;
+			ps->ndel--;
+			ps->c.del_out++;
+			any = true;
+		}
+		while (ps->nureq) {
+			if (!wire_add_sid(&w, PFSYNC_ACT_UPD_REQ, &ps->ureqq[ps->nureq - 1]))
+				goto full;
+			ps->nureq--;
+			ps->c.ureq_out++;
+			any = true;
+		}
+		if (ps->bus_end) {
+			if (!wire_add_bus(ps, &w, 2))
+				goto full;
+			ps->bus_end = false;
+			ps->c.bus_out++;
+			any = true;
+		}
+		goto send;
+	full:
+		more = true;
+	send:
+		if (any) {
+			size_t len = pfsync_writer_finish(&w);
+			send_packet(ps, buf, len);
+		} else if (more) {
+			/* one message larger than a packet: cannot happen with 1500 */
+			break;
+		}
+	}
+}
+
+/* ---- start, stop, status ----------------------------------------------------------------- */
+
+static uint32_t derive_hostid(void)
+{
+	/* stable across restarts: from the machine id, as pf's default hostid is
+	 * random but kept; never 0 */
+	uint32_t h = 2166136261u;
+	FILE *f = fopen("/etc/machine-id", "r");
+	if (f) {
+		int ch;
+		while ((ch = fgetc(f)) != EOF && ch != '\n')
+			h = (h ^ (uint32_t)ch) * 16777619u;
+		fclose(f);
+	} else if (getrandom(&h, sizeof(h), 0) != sizeof(h)) {
+		h = (uint32_t)time(NULL);
+	}
+	return h ? h : 1;
+}
+
+static int open_socket(struct pfsyncd *ps)
+{
+	int one = 1, zero = 0, ttl = PFSYNC_TTL, tos = PFSYNC_TOS;
+	ps->family = ps->cfg.has_syncpeer ? ps->cfg.syncpeer_family : AF_INET;
+	ps->fd = socket(ps->family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, PFSYNC_PROTO);
+	if (ps->fd < 0)
+		return -1;
+	if (setsockopt(ps->fd, SOL_SOCKET, SO_BINDTODEVICE, ps->cfg.ifname,
+		       strlen(ps->cfg.ifname)) < 0)
+		return -1;
+	if (ps->family == AF_INET) {
+		struct ip_mreqn mreq = {.imr_ifindex = ps->ifindex};
+		mreq.imr_multiaddr.s_addr = htonl(0xe00000f0);
+		int pmtu = IP_PMTUDISC_DO;
+		setsockopt(ps->fd, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl));
+		setsockopt(ps->fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl));
+		setsockopt(ps->fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+		setsockopt(ps->fd, IPPROTO_IP, IP_MULTICAST_LOOP, &zero, sizeof(zero));
+		setsockopt(ps->fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof(zero));
+		setsockopt(ps->fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+		setsockopt(ps->fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof(mreq));
+		if (!ps->cfg.has_syncpeer &&
+		    setsockopt(ps->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0)
+			return -1;
+	} else {
+		struct ipv6_mreq mreq = {.ipv6mr_interface = (unsigned)ps->ifindex};
+		inet_pton(AF_INET6, "ff12::f0", &mreq.ipv6mr_multiaddr);
+		setsockopt(ps->fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof(ttl));
+		setsockopt(ps->fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &ttl, sizeof(ttl));
+		setsockopt(ps->fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &zero, sizeof(zero));
+		setsockopt(ps->fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ps->ifindex, sizeof(int));
+		setsockopt(ps->fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof(one));
+		if (IN6_IS_ADDR_MULTICAST(&ps->cfg.syncpeer.v6) &&
+		    setsockopt(ps->fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int pfsyncd_start(struct carpd *cd)
+{
+	if (!cd->conf->pfsync.enabled)
+		return 0;
+	struct pfsyncd *ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -1;
+	ps->cd = cd;
+	ps->cfg = cd->conf->pfsync;
+	ps->fd = -1;
+	ps->creatorid = cd->conf->hostid ? cd->conf->hostid : derive_hostid();
+	/* ids: unique per state, and not reused by a restarted daemon */
+	ps->next_id = (uint64_t)time(NULL) << 24;
+	ps->ifindex = (int)if_nametoindex(ps->cfg.ifname);
+	cd->pfsync = ps;
+	if (!ps->ifindex || open_socket(ps) < 0) {
+		log_err("pfsync: cannot open protocol 240 on %s: %s", ps->cfg.ifname,
+			strerror(errno));
+		pfsyncd_stop(cd);
+		return -1;
+	}
+	ps->ct = ct_open(cd->base, ct_event, ct_resync, ps);
+	if (!ps->ct) {
+		log_err("pfsync: cannot open conntrack netlink: %s", strerror(errno));
+		pfsyncd_stop(cd);
+		return -1;
+	}
+	char why[512];
+	if (ct_check_kernel(why, sizeof(why)) != 0) {
+		log_err("pfsync: %s", why);
+		pfsyncd_stop(cd);
+		return -1;
+	}
+	if (why[0])
+		log_info("pfsync: %s", why);
+	/* never replicate the sync network's own traffic */
+	struct ifaddrs *ifa0 = NULL;
+	if (getifaddrs(&ifa0) == 0) {
+		for (struct ifaddrs *ifa = ifa0; ifa; ifa = ifa->ifa_next) {
+			if (!ifa->ifa_addr || strcmp(ifa->ifa_name, ps->cfg.ifname) ||
+			    (ifa->ifa_addr->sa_family != AF_INET &&
+			     ifa->ifa_addr->sa_family != AF_INET6))
+				continue;
+			int af = ifa->ifa_addr->sa_family;
+			const void *a =
+				af == AF_INET
+					? (const void *)&((struct sockaddr_in *)ifa->ifa_addr)
+						  ->sin_addr
+					: (const void *)&((struct sockaddr_in6 *)ifa->ifa_addr)
+						  ->sin6_addr;
+			uint8_t plen = af == AF_INET ? 24 : 64;
+			if (ifa->ifa_netmask) {
+				const uint8_t *m =
+					af == AF_INET
+						? (const uint8_t *)&(
+							  (struct sockaddr_in *)ifa->ifa_netmask)
+							  ->sin_addr
+						: (const uint8_t *)&(
+							  (struct sockaddr_in6 *)ifa->ifa_netmask)
+							  ->sin6_addr;
+				plen = 0;
+				for (int i = 0; i < (af == AF_INET ? 4 : 16); i++)
+					plen += (uint8_t)__builtin_popcount(m[i]);
+			}
+			if (af == AF_INET6 && IN6_IS_ADDR_LINKLOCAL((const struct in6_addr *)a))
+				continue;
+			ct_set_ignore(ps->ct, af, a, plen);
+		}
+		freeifaddrs(ifa0);
+	}
+	ps->rx_ev = event_new(cd->base, ps->fd, EV_READ | EV_PERSIST, rx_cb, ps);
+	ps->flush_ev = evtimer_new(cd->base, flush_cb, ps);
+	ps->refresh_ev = evtimer_new(cd->base, refresh_cb, ps);
+	ps->bulk_ev = evtimer_new(cd->base, bulk_timer_cb, ps);
+	event_add(ps->rx_ev, NULL);
+	struct timeval now = {0, 0};
+	evtimer_add(ps->refresh_ev, &now); /* the first dump announces what exists */
+	log_info("pfsync: on %s, version %u, creatorid 0x%08x, %s", ps->cfg.ifname, ps->cfg.version,
+		 ps->creatorid, ps->cfg.has_syncpeer ? "unicast" : "multicast");
+	pfsyncd_request_bulk(cd);
+	return 0;
+}
+
+void pfsyncd_stop(struct carpd *cd)
+{
+	struct pfsyncd *ps = cd->pfsync;
+	if (!ps)
+		return;
+	struct lflow *lf, *ltmp;
+	HASH_ITER(hh, ps->lflows, lf, ltmp)
+	{
+		HASH_DEL(ps->lflows, lf);
+		free(lf);
+	}
+	struct rflow *rf, *rtmp;
+	HASH_ITER(hh, ps->rflows, rf, rtmp)
+	{
+		HASH_DEL(ps->rflows, rf);
+		free(rf);
+	}
+	struct rstate *rs, *stmp;
+	HASH_ITER(hh, ps->rstates, rs, stmp)
+	{
+		HASH_DEL(ps->rstates, rs);
+		free(rs);
+	}
+	if (ps->demoted)
+		cd->demotion -= SYNC_DEMOTION;
+	if (ps->ct)
+		ct_close(ps->ct);
+	struct event *evs[] = {ps->rx_ev, ps->flush_ev, ps->refresh_ev, ps->bulk_ev};
+	for (size_t i = 0; i < 4; i++)
+		if (evs[i])
+			event_free(evs[i]);
+	if (ps->fd >= 0)
+		close(ps->fd);
+	free(ps->delq);
+	free(ps->ureqq);
+	free(ps->ackq);
+	free(ps);
+	cd->pfsync = NULL;
+}
+
+static const char *bulk_name(const struct pfsyncd *ps)
+{
+	return ps->bulk == BULK_PENDING ? "pending" : ps->bulk == BULK_DONE ? "done" : "none";
+}
+
+void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
+{
+	const struct pfsyncd *ps = cd->pfsync;
+	if (!ps) {
+		evbuffer_add_printf(out, "null");
+		return;
+	}
+	evbuffer_add_printf(out, "{\"interface\": ");
+	output_json_string(out, ps->cfg.ifname);
+	evbuffer_add_printf(out,
+			    ", \"version\": %u, \"creatorid\": \"0x%08x\", \"states\": %u, "
+			    "\"states_local\": %u, \"states_learned\": %u, \"bulk\": \"%s\", ",
+			    ps->cfg.version, ps->creatorid,
+			    HASH_COUNT(ps->lflows) + HASH_COUNT(ps->rflows), HASH_COUNT(ps->lflows),
+			    HASH_COUNT(ps->rflows), bulk_name(ps));
+	if (ps->peer_heard) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		evbuffer_add_printf(out, "\"peer\": {\"address\": ");
+		output_json_string(out, ps->peer_addr);
+		evbuffer_add_printf(out, ", \"last_heard_s\": %.3f}, ",
+				    (double)(now.tv_sec - ps->peer_last_heard.tv_sec) +
+					    (double)(now.tv_nsec - ps->peer_last_heard.tv_nsec) /
+						    1e9);
+	} else {
+		evbuffer_add_printf(out, "\"peer\": null, ");
+	}
+	const struct ct_stats *cs = ps->ct ? ct_stats(ps->ct) : NULL;
+	evbuffer_add_printf(
+		out,
+		"\"counters\": {\"ipackets\": %llu, \"opackets\": %llu, \"badttl\": %llu, "
+		"\"badver\": %llu, \"badlen\": %llu, \"badact\": %llu, \"badval\": %llu, "
+		"\"badstate\": %llu, \"stale\": %llu, \"own_creator\": %llu, "
+		"\"inject_errors\": %llu, \"not_mappable\": %llu, \"oerrors\": %llu, "
+		"\"ct_overruns\": %llu}}",
+		(unsigned long long)ps->c.ipackets, (unsigned long long)ps->c.opackets,
+		(unsigned long long)ps->c.badttl, (unsigned long long)ps->c.badver,
+		(unsigned long long)ps->c.badlen, (unsigned long long)ps->c.badact,
+		(unsigned long long)ps->c.badval, (unsigned long long)ps->c.badstate,
+		(unsigned long long)ps->c.stale, (unsigned long long)ps->c.own_creator,
+		(unsigned long long)ps->c.inject_errors, (unsigned long long)ps->c.not_mappable,
+		(unsigned long long)ps->c.oerrors, (unsigned long long)(cs ? cs->overruns : 0));
+}
+
+void pfsyncd_status_text(const struct carpd *cd, struct evbuffer *out)
+{
+	const struct pfsyncd *ps = cd->pfsync;
+	if (!ps) {
+		evbuffer_add_printf(out, "pfsync: not configured\n");
+		return;
+	}
+	evbuffer_add_printf(
+		out,
+		"pfsync: %s version %u creatorid 0x%08x, bulk %s, states %u local + %u "
+		"learned, in %llu out %llu, drops ttl %llu ver %llu len %llu act %llu\n",
+		ps->cfg.ifname, ps->cfg.version, ps->creatorid, bulk_name(ps),
+		HASH_COUNT(ps->lflows), HASH_COUNT(ps->rflows), (unsigned long long)ps->c.ipackets,
+		(unsigned long long)ps->c.opackets, (unsigned long long)ps->c.badttl,
+		(unsigned long long)ps->c.badver, (unsigned long long)ps->c.badlen,
+		(unsigned long long)ps->c.badact);
+}
+
+void pfsyncd_metrics(const struct carpd *cd, struct evbuffer *out)
+{
+	const struct pfsyncd *ps = cd->pfsync;
+	if (!ps)
+		return;
+	evbuffer_add_printf(out,
+			    "# TYPE carpd_pfsync_states gauge\n"
+			    "carpd_pfsync_states{origin=\"local\"} %u\n"
+			    "carpd_pfsync_states{origin=\"learned\"} %u\n",
+			    HASH_COUNT(ps->lflows), HASH_COUNT(ps->rflows));
+	evbuffer_add_printf(out,
+			    "# TYPE carpd_pfsync_bulk_pending gauge\n"
+			    "carpd_pfsync_bulk_pending %d\n",
+			    ps->bulk == BULK_PENDING);
+#define M(name)                                                                                    \
+	evbuffer_add_printf(out,                                                                   \
+			    "# TYPE carpd_pfsync_" #name " counter\n"                              \
+			    "carpd_pfsync_" #name "_total %llu\n",                                 \
+			    (unsigned long long)ps->c.name);
+	M(ipackets)
+	M(opackets) M(badttl) M(badver) M(badlen) M(badact) M(badval) M(badstate) M(stale)
+		M(own_creator) M(inject_errors) M(not_mappable) M(oerrors)
+#undef M
+}
