@@ -13,6 +13,7 @@
  * bytes really captured and checks it before every read.
  */
 #include "proto/carp.h"
+#include "proto/pfsync.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,8 +29,6 @@
 #include <time.h>
 
 #define PROTO_PFSYNC	240
-#define PFSYNC_HDR_LEN	20
-#define PFSYNC_VERSION	5
 #define SNAPLEN		65535
 #define LIVE_FILTER	"ip proto 112 or ip proto 240 or ip6 proto 112 or ip6 proto 240"
 #define MAX_NOTES	12
@@ -723,6 +722,76 @@ static void print_proto112(struct ctx *c, const struct pkt *pk)
  * bounded by the header's len and by what was captured, and fill the "messages"
  * array (and say what it saw on the readable line) where marked below.
  */
+/* The messages of a pfsync packet: as JSON objects into the open array when
+ * summary is NULL, else as "ACTION xCOUNT" words appended to summary. Returns an
+ * explanation when the packet is malformed (what came before is shown). */
+static const char *pfsync_messages(struct ctx *c, const uint8_t *p, size_t plen, char *summary)
+{
+	struct pfsync_iter it;
+	uint8_t action;
+	uint16_t count;
+	const uint8_t *msgs;
+	size_t msglen;
+	char buf[4096];
+	int rc;
+	if (pfsync_iter_init(&it, p, plen, NULL) != PFSYNC_OK)
+		return pfsync_err_explain(it.err);
+	while ((rc = pfsync_iter_next(&it, &action, &count, &msgs, &msglen)) > 0) {
+		if (summary) {
+			size_t used = strlen(summary);
+			snprintf(summary + used, 512 - used, " %s x%u", pfsync_action_name(action),
+				 count);
+			continue;
+		}
+		struct jw *w = &c->jw;
+		jw_open(w, '{');
+		jw_kstr(w, "action", pfsync_action_name(action));
+		jw_kint(w, "count", count);
+		uint16_t version = pfsync_action_version(action);
+		bool states = version != 0;
+		bool items = action == PFSYNC_ACT_INS_ACK || action == PFSYNC_ACT_UPD_REQ ||
+			     action == PFSYNC_ACT_DEL_C || action == PFSYNC_ACT_UPD_C ||
+			     action == PFSYNC_ACT_BUS || action == PFSYNC_ACT_CLR;
+		if (states || items) {
+			jw_key(w, states ? "states" : "items");
+			jw_open(w, '[');
+			for (uint16_t i = 0; i < count; i++) {
+				const uint8_t *m = msgs + (size_t)i * msglen;
+				size_t need = 0;
+				if (states) {
+					struct pfsync_state st;
+					if (pfsync_state_decode(m, msglen, version, &st) ==
+					    PFSYNC_OK)
+						need = pfsync_state_json(&st, buf, sizeof(buf));
+				} else if (action == PFSYNC_ACT_UPD_C) {
+					struct pfsync_upd_c u;
+					if (pfsync_upd_c_decode(m, msglen, &u) == PFSYNC_OK)
+						need = pfsync_upd_c_json(&u, buf, sizeof(buf));
+				} else if (action == PFSYNC_ACT_BUS) {
+					struct pfsync_bus b;
+					if (pfsync_bus_decode(m, msglen, &b) == PFSYNC_OK)
+						need = pfsync_bus_json(&b, buf, sizeof(buf));
+				} else if (action == PFSYNC_ACT_CLR) {
+					struct pfsync_clr cl;
+					if (pfsync_clr_decode(m, msglen, &cl) == PFSYNC_OK)
+						need = pfsync_clr_json(&cl, buf, sizeof(buf));
+				} else {
+					struct pfsync_ref r;
+					if (pfsync_ref_decode(m, msglen, &r) == PFSYNC_OK)
+						need = pfsync_ref_json(&r, buf, sizeof(buf));
+				}
+				if (need > 0 && need < sizeof(buf))
+					jw_raw(w, buf);
+				else
+					jw_null(w);
+			}
+			jw_close(w, ']');
+		}
+		jw_close(w, '}');
+	}
+	return rc < 0 ? pfsync_err_explain((enum pfsync_err) - rc) : NULL;
+}
+
 static void print_pfsync(struct ctx *c, const struct pkt *pk)
 {
 	const uint8_t *p = pk->payload;
@@ -759,10 +828,17 @@ static void print_pfsync(struct ctx *c, const struct pkt *pk)
 		jw_kint(w, "len", len);
 		jw_key(w, "messages");
 		jw_open(w, '[');
-		/* the pfsync message decoder plugs in here */
+		const char *err = pfsync_messages(c, p, pk->plen, NULL);
 		jw_close(w, ']');
+		if (err)
+			jw_kstr(w, "error", err);
 	} else {
+		char summary[512] = "";
 		printf(" version %u len %u ttl %d", version, len, pk->ttl);
+		const char *err = pfsync_messages(c, p, pk->plen, summary);
+		printf(":%s", summary);
+		if (err)
+			note(&n, "%s", err);
 	}
 	end_record(c, &n);
 }

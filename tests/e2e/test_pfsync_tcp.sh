@@ -31,6 +31,12 @@ run() { # run "--pfsync"|"": leaves the stream's JSON result in $TMP/stream.json
 	nsx wan socat TCP-LISTEN:5001,reuseaddr,fork EXEC:cat >/dev/null 2>&1 &
 	local srv=$!
 	sleep 0.3
+	local cap=
+	if [ -n "$1" ]; then
+		nsx fw2 timeout 3 tcpdump -U -w "$TMP/sync.pcap" -i sync0 'ip proto 240' >/dev/null 2>&1 &
+		cap=$!
+		sleep 0.3
+	fi
 	nsx client python3 "$STREAM" 203.0.113.254 5001 16 >"$TMP/stream.json" &
 	local cli=$!
 	sleep 3
@@ -39,6 +45,7 @@ run() { # run "--pfsync"|"": leaves the stream's JSON result in $TMP/stream.json
 			fail "fw2 has no conntrack entry for the stream before the failover: $(json fw2 .pfsync)"
 		ok "fw2 learned the connection from fw1 over pfsync: $(nsx fw2 conntrack -L -p tcp --dport 5001 2>/dev/null | head -1)"
 	fi
+	[ -n "$cap" ] && wait "$cap" 2>/dev/null || true
 	lab stop fw1 --kill >/dev/null
 	lab links fw1 down >/dev/null
 	wait "$cli" || true
@@ -56,6 +63,15 @@ gap=$(jq -r .max_gap_s <<<"$with")
 # retransmission backoff then decides when the stream resumes (next try at ~6.2 s).
 le "$gap" 10 || fail "the stream stalled $gap s"
 ok "TCP through SNAT survives the master's power loss: no reset, longest stall $gap s"
+
+# What went over the sync link decodes with carpdump: fw1's INS_1400 for the stream,
+# two pf states (IN on the LAN side, OUT with the NAT address on the wire key).
+"$CARPDUMP" -r "$TMP/sync.pcap" -j >"$TMP/sync.json" || fail "carpdump could not read the sync capture"
+ins=$(jq -c '.messages[]? | select(.action == "INS_1400") | .states[] |
+	select(.proto == 6 and (.wire.port | index(5001)) != null and .creatorid == "0x0000f001")' "$TMP/sync.json")
+[ "$(wc -l <<<"$ins")" -ge 2 ] && [ -n "$ins" ] || fail "no INS_1400 pair for the stream in the capture: $(head -c 600 "$TMP/sync.json")"
+grep -q '"203.0.113.1"' <<<"$ins" || fail "no state carries the NAT address 203.0.113.1: $ins"
+ok "the sync capture decodes with carpdump: INS_1400 in + out states, NAT address on the wire key"
 
 run ""
 without=$(cat "$TMP/stream.json")

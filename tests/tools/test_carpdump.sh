@@ -129,10 +129,10 @@ ok "VRRPv3 (TV8) and VRRPv2 on protocol 112 are reported as VRRP, not as errors"
 
 expect plain $F_PFSYNC '{proto, src, dst, ttl, version, len, messages}' \
 	'{"proto": "pfsync", "src": "192.0.2.2", "dst": "224.0.0.240", "ttl": 255, "version": 5,
-	  "len": 24, "messages": []}'
+	  "len": 24, "messages": [{"action": "EOF", "count": 1}]}'
 expect plain $F_PFSYNC_SHORT '{proto, src, dst, has_error: has("error")}' \
 	'{"proto": "pfsync", "src": "192.0.2.2", "dst": "224.0.0.240", "has_error": true}'
-ok "pfsync header"
+ok "pfsync header and messages"
 
 expect plain $F_TRUNC '{proto, src, dst, vhid, truncated: (.error | test("truncated"))}' \
 	'{"proto": "carp", "src": "192.0.2.202", "dst": "224.0.0.18", "vhid": null,
