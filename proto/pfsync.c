@@ -149,22 +149,14 @@ const char *pfsync_err_explain(enum pfsync_err err)
 /* ---- actions ----------------------------------------------------------------------- */
 
 static const char *const action_names[PFSYNC_ACT_MAX] = {
-	[PFSYNC_ACT_CLR] = "CLR",
-	[PFSYNC_ACT_INS_1301] = "INS_1301",
-	[PFSYNC_ACT_INS_ACK] = "INS_ACK",
-	[PFSYNC_ACT_UPD_1301] = "UPD_1301",
-	[PFSYNC_ACT_UPD_C] = "UPD_C",
-	[PFSYNC_ACT_UPD_REQ] = "UPD_REQ",
-	[PFSYNC_ACT_DEL] = "DEL",
-	[PFSYNC_ACT_DEL_C] = "DEL_C",
-	[PFSYNC_ACT_INS_F] = "INS_F",
-	[PFSYNC_ACT_DEL_F] = "DEL_F",
-	[PFSYNC_ACT_BUS] = "BUS",
-	[PFSYNC_ACT_TDB] = "TDB",
-	[PFSYNC_ACT_EOF] = "EOF",
-	[PFSYNC_ACT_INS_1400] = "INS_1400",
-	[PFSYNC_ACT_UPD_1400] = "UPD_1400",
-	[PFSYNC_ACT_INS_1500] = "INS_1500",
+	[PFSYNC_ACT_CLR] = "CLR",	    [PFSYNC_ACT_INS_1301] = "INS_1301",
+	[PFSYNC_ACT_INS_ACK] = "INS_ACK",   [PFSYNC_ACT_UPD_1301] = "UPD_1301",
+	[PFSYNC_ACT_UPD_C] = "UPD_C",	    [PFSYNC_ACT_UPD_REQ] = "UPD_REQ",
+	[PFSYNC_ACT_DEL] = "DEL",	    [PFSYNC_ACT_DEL_C] = "DEL_C",
+	[PFSYNC_ACT_INS_F] = "INS_F",	    [PFSYNC_ACT_DEL_F] = "DEL_F",
+	[PFSYNC_ACT_BUS] = "BUS",	    [PFSYNC_ACT_TDB] = "TDB",
+	[PFSYNC_ACT_EOF] = "EOF",	    [PFSYNC_ACT_INS_1400] = "INS_1400",
+	[PFSYNC_ACT_UPD_1400] = "UPD_1400", [PFSYNC_ACT_INS_1500] = "INS_1500",
 	[PFSYNC_ACT_UPD_1500] = "UPD_1500",
 };
 
@@ -303,8 +295,8 @@ static int iter_fail(struct pfsync_iter *it, enum pfsync_err err)
 	return -(int)err;
 }
 
-int pfsync_iter_next(struct pfsync_iter *it, uint8_t *action, uint16_t *count,
-		     const uint8_t **msgs, size_t *msglen)
+int pfsync_iter_next(struct pfsync_iter *it, uint8_t *action, uint16_t *count, const uint8_t **msgs,
+		     size_t *msglen)
 {
 	uint8_t act;
 	uint16_t n;
@@ -652,18 +644,18 @@ bool pfsync_state_equal(const struct pfsync_state *a, const struct pfsync_state 
 	       key_equal(&a->key[0], &b->key[0]) && key_equal(&a->key[1], &b->key[1]) &&
 	       peer_equal(&a->src, &b->src) && peer_equal(&a->dst, &b->dst) &&
 	       !memcmp(a->rt_addr, b->rt_addr, sizeof(a->rt_addr)) && a->rule == b->rule &&
-	       a->anchor == b->anchor && a->nat_rule == b->nat_rule &&
-	       a->creation == b->creation && a->expire == b->expire &&
-	       a->packets[0] == b->packets[0] && a->packets[1] == b->packets[1] &&
-	       a->bytes[0] == b->bytes[0] && a->bytes[1] == b->bytes[1] &&
-	       a->direction == b->direction && a->state_flags == b->state_flags &&
-	       a->log == b->log && a->timeout == b->timeout && a->sync_flags == b->sync_flags &&
-	       a->updates == b->updates && a->qid == b->qid && a->pqid == b->pqid &&
-	       a->dnpipe == b->dnpipe && a->dnrpipe == b->dnrpipe && a->rtableid == b->rtableid &&
-	       a->min_ttl == b->min_ttl && a->set_tos == b->set_tos && a->max_mss == b->max_mss &&
-	       a->set_prio[0] == b->set_prio[0] && a->set_prio[1] == b->set_prio[1] &&
-	       a->rt == b->rt && !memcmp(a->rt_ifname, b->rt_ifname, sizeof(a->rt_ifname)) &&
-	       a->rt_af == b->rt_af && !memcmp(a->tagname, b->tagname, sizeof(a->tagname)) &&
+	       a->anchor == b->anchor && a->nat_rule == b->nat_rule && a->creation == b->creation &&
+	       a->expire == b->expire && a->packets[0] == b->packets[0] &&
+	       a->packets[1] == b->packets[1] && a->bytes[0] == b->bytes[0] &&
+	       a->bytes[1] == b->bytes[1] && a->direction == b->direction &&
+	       a->state_flags == b->state_flags && a->log == b->log && a->timeout == b->timeout &&
+	       a->sync_flags == b->sync_flags && a->updates == b->updates && a->qid == b->qid &&
+	       a->pqid == b->pqid && a->dnpipe == b->dnpipe && a->dnrpipe == b->dnrpipe &&
+	       a->rtableid == b->rtableid && a->min_ttl == b->min_ttl && a->set_tos == b->set_tos &&
+	       a->max_mss == b->max_mss && a->set_prio[0] == b->set_prio[0] &&
+	       a->set_prio[1] == b->set_prio[1] && a->rt == b->rt &&
+	       !memcmp(a->rt_ifname, b->rt_ifname, sizeof(a->rt_ifname)) && a->rt_af == b->rt_af &&
+	       !memcmp(a->tagname, b->tagname, sizeof(a->tagname)) &&
 	       !memcmp(a->orig_ifname, b->orig_ifname, sizeof(a->orig_ifname));
 }
 
@@ -691,8 +683,8 @@ enum pfsync_err pfsync_state_check(const struct pfsync_state *s, bool insert)
 
 	if (!values_ok(s->timeout, s->src.state, s->dst.state))
 		return PFSYNC_ERR_BADVAL;
-	if (insert && (s->direction > PFSYNC_DIR_OUT ||
-		       (af != PFSYNC_AF_INET && af != PFSYNC_AF_INET6)))
+	if (insert &&
+	    (s->direction > PFSYNC_DIR_OUT || (af != PFSYNC_AF_INET && af != PFSYNC_AF_INET6)))
 		return PFSYNC_ERR_BADVAL;
 	return PFSYNC_OK;
 }
@@ -1023,7 +1015,8 @@ static void jb_peer(struct jbuf *b, const struct pfsync_state_peer *p)
 		  "\"max_win\": %u, \"mss\": %u",
 		  p->state, p->wscale, p->seqlo, p->seqhi, p->seqdiff, p->max_win, p->mss);
 	if (p->scrub_flag || p->scrub_flags || p->scrub_ttl || p->scrub_ts_mod)
-		jb_printf(b, ", \"scrub\": {\"flag\": %u, \"flags\": %u, \"ttl\": %u, \"ts_mod\": %u}",
+		jb_printf(b,
+			  ", \"scrub\": {\"flag\": %u, \"flags\": %u, \"ttl\": %u, \"ts_mod\": %u}",
 			  p->scrub_flag, p->scrub_flags, p->scrub_ttl, p->scrub_ts_mod);
 	jb_printf(b, "}");
 }

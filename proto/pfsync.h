@@ -38,7 +38,7 @@
  * template even for IPv4 (PFSYNC_MINPKT), so the pfsync data of one packet is
  * at most mtu - 40 bytes: give that to pfsync_writer_begin().
  */
-#define PFSYNC_DATA_MAX(mtu) ((size_t)(mtu) - 40)
+#define PFSYNC_DATA_MAX(mtu) ((size_t)(mtu)-40)
 
 /* Action codes (struct pfsync_subheader.action), FreeBSD 15 numbering. */
 enum pfsync_action {
@@ -87,10 +87,10 @@ enum pfsync_action {
 #define PFSYNC_AF_INET6	 28 /* Linux's AF_INET6 is 10: translate */
 #define PFSYNC_DIR_IN	 1
 #define PFSYNC_DIR_OUT	 2
-#define PFSYNC_SK_WIRE	 0 /* key[] index: addresses as on the state's interface */
-#define PFSYNC_SK_STACK	 1 /* key[] index: addresses as the stack sees them (NAT) */
-#define PFSYNC_PFTM_MAX	 25 /* timeout index limit on FreeBSD 14/15 (20 on 13) */
-#define PFSYNC_TCPS_MAX	 12 /* highest peer state FreeBSD accepts (PF_TCPS_PROXY_DST) */
+#define PFSYNC_SK_WIRE	 0    /* key[] index: addresses as on the state's interface */
+#define PFSYNC_SK_STACK	 1    /* key[] index: addresses as the stack sees them (NAT) */
+#define PFSYNC_PFTM_MAX	 25   /* timeout index limit on FreeBSD 14/15 (20 on 13) */
+#define PFSYNC_TCPS_MAX	 12   /* highest peer state FreeBSD accepts (PF_TCPS_PROXY_DST) */
 #define PFSYNC_WSCALE_F	 0x80 /* peer sent the window scale option */
 #define PFSYNC_WSCALE_M	 0x0f /* the shift */
 #define PFSYNC_SCRUB_VAL 0x01 /* scrub_flag: scrub data present */
@@ -161,16 +161,16 @@ enum pfsync_err pfsync_parse_header(const uint8_t *pkt, size_t len, struct pfsyn
 
 struct pfsync_iter {
 	const uint8_t *pkt;
-	size_t len;	    /* bytes in the buffer */
-	size_t end;	    /* header len: the end of the pfsync data */
-	size_t off;	    /* next subheader */
+	size_t len;	     /* bytes in the buffer */
+	size_t end;	     /* header len: the end of the pfsync data */
+	size_t off;	     /* next subheader */
 	enum pfsync_err err; /* sticky: the first error met */
 	bool done;
-	bool eof;	    /* an EOF subheader was seen */
-	uint8_t action;	    /* the last subheader read (also the one an error is about) */
+	bool eof;	/* an EOF subheader was seen */
+	uint8_t action; /* the last subheader read (also the one an error is about) */
 	uint16_t count;
-	size_t trailing;    /* at the end: bytes after the last message that were not
-			     * read (beyond header len, or 1-3 bytes inside it, no EOF) */
+	size_t trailing; /* at the end: bytes after the last message that were not
+			  * read (beyond header len, or 1-3 bytes inside it, no EOF) */
 };
 
 /* Parse the header (see pfsync_parse_header; hdr may be NULL) and set up the
@@ -190,8 +190,8 @@ enum pfsync_err pfsync_iter_init(struct pfsync_iter *it, const uint8_t *pkt, siz
  * returned for the caller to skip; DEL, INS_F, DEL_F and unknown codes give
  * -PFSYNC_ERR_BADACT with it->action set, because nothing tells their size.
  */
-int pfsync_iter_next(struct pfsync_iter *it, uint8_t *action, uint16_t *count,
-		     const uint8_t **msgs, size_t *msglen);
+int pfsync_iter_next(struct pfsync_iter *it, uint8_t *action, uint16_t *count, const uint8_t **msgs,
+		     size_t *msglen);
 
 /* ---- states ------------------------------------------------------------------------ */
 
@@ -205,9 +205,9 @@ struct pfsync_state_key {
 
 /* struct pf_state_peer_export */
 struct pfsync_state_peer {
-	uint16_t scrub_flags; /* pfss_flags: only PFSS_TIMESTAMP 0x0001 is exported */
-	uint8_t scrub_ttl;    /* pfss_ttl */
-	uint8_t scrub_flag;   /* PFSYNC_SCRUB_VAL: scrub data present */
+	uint16_t scrub_flags;  /* pfss_flags: only PFSS_TIMESTAMP 0x0001 is exported */
+	uint8_t scrub_ttl;     /* pfss_ttl */
+	uint8_t scrub_flag;    /* PFSYNC_SCRUB_VAL: scrub data present */
 	uint32_t scrub_ts_mod; /* timestamp modulation; SCTP: verification tag */
 	uint32_t seqlo;
 	uint32_t seqhi;
@@ -228,30 +228,30 @@ struct pfsync_state {
 	uint16_t version; /* format decoded from: 1301, 1400 or 1500 (informational) */
 	uint64_t id;	  /* be64toh of the wire bytes: what pfctl -ss -vv prints */
 	uint32_t creatorid;
-	char ifname[PFSYNC_IFNAMSIZ + 1];	  /* "all" for floating states */
-	struct pfsync_state_key key[2];		  /* PFSYNC_SK_WIRE, PFSYNC_SK_STACK */
-	struct pfsync_state_peer src, dst;	  /* initiator, responder */
-	uint8_t rt_addr[PFSYNC_ADDR_LEN];	  /* route-to next hop */
-	uint32_t rule, anchor, nat_rule;	  /* 0xffffffff = none */
-	uint32_t creation;			  /* age in seconds */
-	uint32_t expire;			  /* seconds left */
-	uint64_t packets[2], bytes[2];		  /* [0] initiator -> responder */
-	uint8_t direction;			  /* PFSYNC_DIR_IN / _OUT */
-	uint16_t state_flags;			  /* PFSTATE_*; 8 bits in 1301 */
-	uint8_t log;				  /* PF_LOG* */
-	uint8_t timeout;			  /* PFTM_* index */
-	uint8_t sync_flags;			  /* 1301/1400 only */
-	uint8_t updates;			  /* 1301/1400 only, unused by FreeBSD */
-	uint16_t qid, pqid, dnpipe, dnrpipe;	  /* 1400/1500 */
-	int32_t rtableid;			  /* 1400/1500; -1 = none */
-	uint8_t min_ttl, set_tos;		  /* 1400/1500 */
-	uint16_t max_mss;			  /* 1400/1500 */
-	uint8_t set_prio[2];			  /* 1400/1500 */
-	uint8_t rt;				  /* 1400/1500: 0 none, 2 route-to, 3 dup-to, 4 reply-to */
-	char rt_ifname[PFSYNC_IFNAMSIZ + 1];	  /* 1400/1500 */
-	uint8_t rt_af;				  /* 1500 */
-	char tagname[PFSYNC_TAG_NAMELEN + 1];	  /* 1500 */
-	char orig_ifname[PFSYNC_IFNAMSIZ + 1];	  /* 1500 */
+	char ifname[PFSYNC_IFNAMSIZ + 1];    /* "all" for floating states */
+	struct pfsync_state_key key[2];	     /* PFSYNC_SK_WIRE, PFSYNC_SK_STACK */
+	struct pfsync_state_peer src, dst;   /* initiator, responder */
+	uint8_t rt_addr[PFSYNC_ADDR_LEN];    /* route-to next hop */
+	uint32_t rule, anchor, nat_rule;     /* 0xffffffff = none */
+	uint32_t creation;		     /* age in seconds */
+	uint32_t expire;		     /* seconds left */
+	uint64_t packets[2], bytes[2];	     /* [0] initiator -> responder */
+	uint8_t direction;		     /* PFSYNC_DIR_IN / _OUT */
+	uint16_t state_flags;		     /* PFSTATE_*; 8 bits in 1301 */
+	uint8_t log;			     /* PF_LOG* */
+	uint8_t timeout;		     /* PFTM_* index */
+	uint8_t sync_flags;		     /* 1301/1400 only */
+	uint8_t updates;		     /* 1301/1400 only, unused by FreeBSD */
+	uint16_t qid, pqid, dnpipe, dnrpipe; /* 1400/1500 */
+	int32_t rtableid;		     /* 1400/1500; -1 = none */
+	uint8_t min_ttl, set_tos;	     /* 1400/1500 */
+	uint16_t max_mss;		     /* 1400/1500 */
+	uint8_t set_prio[2];		     /* 1400/1500 */
+	uint8_t rt; /* 1400/1500: 0 none, 2 route-to, 3 dup-to, 4 reply-to */
+	char rt_ifname[PFSYNC_IFNAMSIZ + 1];   /* 1400/1500 */
+	uint8_t rt_af;			       /* 1500 */
+	char tagname[PFSYNC_TAG_NAMELEN + 1];  /* 1500 */
+	char orig_ifname[PFSYNC_IFNAMSIZ + 1]; /* 1500 */
 };
 
 /*
@@ -349,11 +349,11 @@ enum pfsync_err pfsync_upd_c_check(const struct pfsync_upd_c *m);
 struct pfsync_writer {
 	uint8_t *buf;
 	size_t cap;
-	size_t len;	 /* bytes written so far, EOF not included */
-	size_t subh;	 /* offset of the open subheader; 0 = none */
-	uint8_t action;	 /* its action */
-	uint16_t count;	 /* its count */
-	unsigned nmsgs;	 /* messages in the packet */
+	size_t len;	/* bytes written so far, EOF not included */
+	size_t subh;	/* offset of the open subheader; 0 = none */
+	uint8_t action; /* its action */
+	uint16_t count; /* its count */
+	unsigned nmsgs; /* messages in the packet */
 };
 
 /*
