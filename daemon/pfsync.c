@@ -1352,11 +1352,19 @@ void pfsyncd_metrics(const struct carpd *cd, struct evbuffer *out)
 	evbuffer_add_printf(out,                                                                   \
 			    "# TYPE carpd_pfsync_" #name " counter\n"                              \
 			    "carpd_pfsync_" #name "_total %llu\n",                                 \
-			    (unsigned long long)ps->c.name);
-	M(ipackets)
-	M(opackets)
-	M(badttl)
-	M(badver) M(badlen) M(badact) M(badval) M(badstate) M(stale) M(own_creator) M(inject_errors)
-		M(not_mappable) M(oerrors)
+			    (unsigned long long)ps->c.name)
+	M(ipackets);
+	M(opackets);
+	M(badttl);
+	M(badver);
+	M(badlen);
+	M(badact);
+	M(badval);
+	M(badstate);
+	M(stale);
+	M(own_creator);
+	M(inject_errors);
+	M(not_mappable);
+	M(oerrors);
 #undef M
 }
