@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119 # e2e_init takes options, not the script's arguments
-# e2e: pfsync keeps an established TCP connection alive through a failover. The LAN
-# client streams to the WAN host through SNAT to the WAN VIP; the firewalls run with
-# nf_conntrack_tcp_loose=0, so a firewall without the connection's conntrack entry
-# cannot pass (or NAT) its mid-stream packets. fw1 loses power (kill -9, links
+# e2e: pfsync keeps established TCP connections alive through a failover. The LAN
+# client streams to the WAN host over IPv4 through SNAT to the WAN VIP, and over IPv6
+# (no NAT); the firewalls run with nf_conntrack_tcp_loose=0 and drop INVALID packets
+# in forward, so a firewall without a connection's conntrack entry cannot pass (or
+# NAT) its mid-stream packets. fw1 loses power (kill -9, links
 # down): with replication the stream continues on fw2 without a reset; the same run
 # without replication must break (it proves the test measures something).
 set -euo pipefail
@@ -17,9 +18,12 @@ run() { # run "--pfsync"|"": leaves the stream's JSON result in $TMP/stream.json
 	lab down >/dev/null 2>&1 || true
 	lab up >/dev/null
 	local fw
-	for fw in fw1 fw2; do nsx "$fw" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0; done
+	for fw in fw1 fw2; do
+		nsx "$fw" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0
+		nsx "$fw" nft add rule inet filter forward ct state invalid drop
+	done
 	# shellcheck disable=SC2086
-	start_pair $1 >/dev/null
+	start_pair --v6 $1 >/dev/null
 	if [ -n "$1" ]; then
 		local i
 		for i in $(seq 1 100); do
@@ -30,6 +34,8 @@ run() { # run "--pfsync"|"": leaves the stream's JSON result in $TMP/stream.json
 	fi
 	nsx wan socat TCP-LISTEN:5001,reuseaddr,fork EXEC:cat >/dev/null 2>&1 &
 	local srv=$!
+	nsx wan socat TCP6-LISTEN:5002,reuseaddr,fork EXEC:cat >/dev/null 2>&1 &
+	local srv6=$!
 	sleep 0.3
 	local cap=
 	if [ -n "$1" ]; then
@@ -39,6 +45,8 @@ run() { # run "--pfsync"|"": leaves the stream's JSON result in $TMP/stream.json
 	fi
 	nsx client python3 "$STREAM" 203.0.113.254 5001 16 >"$TMP/stream.json" &
 	local cli=$!
+	nsx client python3 "$STREAM" 2001:db8:2::254 5002 16 >"$TMP/stream6.json" &
+	local cli6=$!
 	sleep 3
 	if [ -n "$1" ]; then
 		nsx fw2 conntrack -L -p tcp --dport 5001 2>/dev/null | grep -q "src=198.51.100.50" ||
@@ -49,12 +57,14 @@ run() { # run "--pfsync"|"": leaves the stream's JSON result in $TMP/stream.json
 	lab stop fw1 --kill >/dev/null
 	lab links fw1 down >/dev/null
 	wait "$cli" || true
-	kill "$srv" 2>/dev/null || true
-	wait "$srv" 2>/dev/null || true
+	wait "$cli6" || true
+	kill "$srv" "$srv6" 2>/dev/null || true
+	wait "$srv" "$srv6" 2>/dev/null || true
 }
 
 run --pfsync
 with=$(cat "$TMP/stream.json")
+with6=$(cat "$TMP/stream6.json")
 echo "with pfsync:    $with"
 [ "$(jq -r .connected <<<"$with")" = true ] || fail "could not connect"
 [ "$(jq -r .error <<<"$with")" = null ] || fail "the stream broke with replication: $(jq -r .error <<<"$with")"
@@ -63,6 +73,12 @@ gap=$(jq -r .max_gap_s <<<"$with")
 # retransmission backoff then decides when the stream resumes (next try at ~6.2 s).
 le "$gap" 10 || fail "the stream stalled $gap s"
 ok "TCP through SNAT survives the master's power loss: no reset, longest stall $gap s"
+echo "IPv6 with pfsync:    $with6"
+[ "$(jq -r .connected <<<"$with6")" = true ] || fail "could not connect over IPv6"
+[ "$(jq -r .error <<<"$with6")" = null ] || fail "the IPv6 stream broke with replication: $(jq -r .error <<<"$with6")"
+gap6=$(jq -r .max_gap_s <<<"$with6")
+le "$gap6" 10 || fail "the IPv6 stream stalled $gap6 s"
+ok "IPv6 TCP survives the master's power loss: no reset, longest stall $gap6 s"
 
 # What went over the sync link decodes with carpdump: fw1's INS_1400 for the stream,
 # two pf states (IN on the LAN side, OUT with the NAT address on the wire key).
@@ -75,8 +91,14 @@ ok "the sync capture decodes with carpdump: INS_1400 in + out states, NAT addres
 
 run ""
 without=$(cat "$TMP/stream.json")
+without6=$(cat "$TMP/stream6.json")
 echo "without pfsync: $without"
 if [ "$(jq -r .error <<<"$without")" = null ] && le "$(jq -r .max_gap_s <<<"$without")" 10; then
 	fail "without replication the stream survived too: the test proves nothing"
 fi
 ok "without replication the same stream breaks (control)"
+echo "IPv6 without pfsync: $without6"
+if [ "$(jq -r .error <<<"$without6")" = null ] && le "$(jq -r .max_gap_s <<<"$without6")" 10; then
+	fail "without replication the IPv6 stream survived too: the test proves nothing"
+fi
+ok "without replication the IPv6 stream breaks too (control)"
