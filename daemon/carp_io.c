@@ -46,14 +46,8 @@ static void badlog(struct vhid *vh, struct carp_if *cif, const char *fmt, const 
 		   const char *why)
 {
 	time_t now = time(NULL);
-	time_t *last = vh ? &vh->badlog_last : NULL;
-	uint64_t *supp = vh ? &vh->badlog_suppressed : NULL;
-	static time_t if_last;
-	static uint64_t if_supp;
-	if (!vh) {
-		last = &if_last;
-		supp = &if_supp;
-	}
+	time_t *last = vh ? &vh->badlog_last : &cif->badlog_last;
+	uint64_t *supp = vh ? &vh->badlog_suppressed : &cif->badlog_suppressed;
 	if (*last && now - *last < BADLOG_INTERVAL) {
 		(*supp)++;
 		return;

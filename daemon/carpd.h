@@ -54,6 +54,8 @@ struct carp_if {
 	struct in6_addr src6; /* its IPv6 link-local, else first IPv6 address */
 	bool uses_v4, uses_v6;
 	struct carp_counters counters; /* drops that cannot be tied to one vhid */
+	time_t badlog_last;	       /* log rate limiting, as for a vhid */
+	uint64_t badlog_suppressed;
 	/* sysctl values we changed and restore on exit */
 	char saved_arp_ignore[16], saved_arp_announce[16];
 	bool sysctl_saved;

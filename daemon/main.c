@@ -132,9 +132,7 @@ static void reload(struct carpd *cd)
 			continue;
 		}
 		cd->vhids[cd->nvhids++] = vh;
-		if (vh->cif->fd4 < 0 && vh->cif->fd6 < 0)
-			carp_if_open(vh->cif);
-		else if ((vh->has_v4 && vh->cif->fd4 < 0) || (vh->has_v6 && vh->cif->fd6 < 0))
+		if ((vh->has_v4 && vh->cif->fd4 < 0) || (vh->has_v6 && vh->cif->fd6 < 0))
 			carp_if_open(vh->cif);
 		log_info("carp: %u@%s: added", vh->cfg.vhid, vh->cfg.ifname);
 		vhid_start(vh);

@@ -185,7 +185,7 @@ static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow 
 	return true;
 }
 
-static void local_new(struct pfsyncd *ps, const struct flow *f)
+static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
 {
 	struct fkey k;
 	struct lflow *lf;
@@ -196,21 +196,22 @@ static void local_new(struct pfsyncd *ps, const struct flow *f)
 			lf->q_upd = true;
 			lflow_enqueue(ps, lf);
 		}
-		return;
+		return lf;
 	}
 	lf = calloc(1, sizeof(*lf));
 	if (!lf)
-		return;
+		return NULL;
 	lf->key = k;
 	if (!lflow_build(ps, lf, f)) {
 		free(lf);
-		return;
+		return NULL;
 	}
 	lf->q_ins = true;
 	lf->last_timeout = f->timeout;
 	lf->last_dump = now_s();
 	HASH_ADD(hh, ps->lflows, key, sizeof(k), lf);
 	lflow_enqueue(ps, lf);
+	return lf;
 }
 
 static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
@@ -260,18 +261,10 @@ static bool is_learned(struct pfsyncd *ps, const struct flow *f)
 static void ct_event(void *arg, enum ct_event ev, const struct flow *f)
 {
 	struct pfsyncd *ps = arg;
-	if (is_learned(ps, f)) {
-		if (ev == CT_EV_DESTROY) {
-			/* the learned entry expired in our kernel: forget it quietly */
-			struct fkey k;
-			struct rflow *rf;
-			fkey_of(f, &k);
-			HASH_FIND(hh, ps->rflows, &k, sizeof(k), rf);
-			if (rf)
-				rf->dirty = false;
-		}
+	/* Entries we wrote for a peer are the peer's to announce; if one expires in
+	 * our kernel, the peer's next update or DEL_C settles it. */
+	if (is_learned(ps, f))
 		return;
-	}
 	if (ev == CT_EV_DESTROY)
 		local_destroy(ps, f);
 	else
@@ -303,8 +296,7 @@ static void dump_each(void *arg, const struct flow *f)
 	fkey_of(f, &k);
 	HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
 	if (!lf) {
-		local_new(ps, f); /* an event we missed */
-		HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+		lf = local_new(ps, f); /* an event we missed */
 		if (lf)
 			lf->seen = true;
 		return;
