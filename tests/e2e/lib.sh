@@ -228,6 +228,10 @@ e2e_init() {
 	[ -x "$CARPD" ] || fail "carpd not built: $CARPD"
 	[ -x "$CARPCTL" ] || fail "carpctl not built: $CARPCTL"
 	[ -x "$CARPLAB" ] || fail "$CARPLAB missing"
+	# One lab per machine: the names are fixed, so tests from other checkouts (or a
+	# benchmark) wait here for the one that holds the lab, at most 20 minutes.
+	exec 9>/run/carplab.lock
+	flock -w 1200 9 || fail "the lab is busy (/run/carplab.lock held for 20 minutes)"
 	TMP=$(mktemp -d /tmp/carpd-e2e.XXXXXX)
 	trap e2e_cleanup EXIT
 	trap 'exit 1' INT TERM
