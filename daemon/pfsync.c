@@ -23,11 +23,13 @@
 #define PFSYNC_TTL     PFSYNC_DFLTTL
 #define PFSYNC_TOS     0x10
 #define PFSYNC_MTU     1500
-#define FLUSH_DELAY_MS 1000 /* FreeBSD batches updates for at most 1 s */
-#define REFRESH_S      5    /* conntrack dump: missed events, refreshes to peers */
-#define BULK_RETRY_S   5    /* bulkfail timer */
-#define BULK_MAX_TRIES 12   /* then pretend success, as FreeBSD does (~60 s) */
-#define SYNC_DEMOTION  240  /* net.pfsync.carp_demotion_factor */
+#define FLUSH_DELAY_MS 1000	 /* FreeBSD batches updates for at most 1 s */
+#define REFRESH_S      5	 /* conntrack dump: missed events, refreshes to peers */
+#define BULK_RETRY_S   5	 /* bulkfail timer */
+#define BULK_MAX_TRIES 12	 /* then pretend success, as FreeBSD does (~60 s) */
+#define SYNC_DEMOTION  240	 /* net.pfsync.carp_demotion_factor */
+#define BURST_PACKETS  32	 /* packets per send burst; then yield 1 ms (FreeBSD: 1 tick) */
+#define SOCKBUF_BYTES  (8 << 20) /* a bulk update arrives as a burst */
 
 /* the identity of a conntrack entry: af, protocol and ORIG tuple */
 struct fkey {
@@ -56,6 +58,13 @@ struct lflow {
 	time_t last_dump;
 };
 
+/* the ids of our local states -> their connection (UPD_REQ lookups) */
+struct lid {
+	UT_hash_handle hh;
+	uint64_t id;
+	struct lflow *lf;
+};
+
 struct rflow;
 /* a pf state learned from a peer */
 struct rstate {
@@ -73,6 +82,15 @@ struct rflow {
 	struct rstate *first, *second;
 	bool dirty;
 	struct rflow *dnext;
+	/* traffic went through our copy since the peer last updated it (we are, or
+	 * were, the one forwarding it): we announce its changes and its end under
+	 * the creator's ids, as pf does for states it imported */
+	bool active;
+	bool queued, q_full, seen;
+	struct rflow *qnext;
+	time_t last_sent;
+	uint32_t last_timeout; /* what the kernel held at the last dump or write */
+	time_t last_dump;
 };
 
 struct pfsyncd {
@@ -80,6 +98,7 @@ struct pfsyncd {
 	struct conf_pfsync cfg;
 	uint32_t creatorid;
 	uint64_t next_id;
+	uint64_t id_base; /* ids above it were made by this run (echo detection) */
 	int ifindex;
 	int fd;
 	int family;
@@ -89,6 +108,8 @@ struct pfsyncd {
 	struct rstate *rstates;
 	struct rflow *rflows;
 	struct lflow *qhead;
+	struct rflow *rqhead; /* learned connections to announce */
+	struct lid *lids;
 	struct rflow *dirty;
 	/* small queues of ids */
 	struct sid *delq, *ureqq, *ackq;
@@ -176,7 +197,17 @@ static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow 
 	}
 	for (int i = 0; i < n; i++) {
 		/* keep the ids the peers know this connection by */
-		st[i].id = lf->nstates > i ? lf->st[i].id : ++ps->next_id;
+		if (lf->nstates > i) {
+			st[i].id = lf->st[i].id;
+		} else {
+			st[i].id = ++ps->next_id;
+			struct lid *l = malloc(sizeof(*l));
+			if (l) {
+				l->id = st[i].id;
+				l->lf = lf;
+				HASH_ADD(hh, ps->lids, id, sizeof(l->id), l);
+			}
+		}
 		st[i].creatorid = ps->creatorid;
 	}
 	memcpy(lf->st, st, sizeof(st));
@@ -231,6 +262,14 @@ static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
 				break;
 			}
 	}
+	for (int i = 0; i < lf->nstates; i++) {
+		struct lid *l;
+		HASH_FIND(hh, ps->lids, &lf->st[i].id, sizeof(lf->st[i].id), l);
+		if (l) {
+			HASH_DEL(ps->lids, l);
+			free(l);
+		}
+	}
 	HASH_DEL(ps->lflows, lf);
 	free(lf);
 }
@@ -249,22 +288,26 @@ static void local_destroy(struct pfsyncd *ps, const struct flow *f)
  * drops the events of our own writes; the kernel's own later updates of those
  * entries — a timeout refresh, a TCP state change — come back as ordinary
  * events and must not be announced under our creatorid either.) */
-static bool is_learned(struct pfsyncd *ps, const struct flow *f)
+static struct rflow *find_learned(struct pfsyncd *ps, const struct flow *f)
 {
 	struct fkey k;
 	struct rflow *rf;
 	fkey_of(f, &k);
 	HASH_FIND(hh, ps->rflows, &k, sizeof(k), rf);
-	return rf != NULL;
+	return rf;
 }
+
+static void learned_kernel_event(struct pfsyncd *ps, struct rflow *rf, enum ct_event ev,
+				 const struct flow *f);
 
 static void ct_event(void *arg, enum ct_event ev, const struct flow *f)
 {
 	struct pfsyncd *ps = arg;
-	/* Entries we wrote for a peer are the peer's to announce; if one expires in
-	 * our kernel, the peer's next update or DEL_C settles it. */
-	if (is_learned(ps, f))
+	struct rflow *rf = find_learned(ps, f);
+	if (rf) {
+		learned_kernel_event(ps, rf, ev, f);
 		return;
+	}
 	if (ev == CT_EV_DESTROY)
 		local_destroy(ps, f);
 	else
@@ -285,12 +328,26 @@ struct dump_ctx {
 	time_t now;
 };
 
+/* how often an active connection is refreshed to the peers: well within pf's
+ * timeout for its state, at most every 30 s */
+static time_t refresh_period(uint8_t pf_timeout_index)
+{
+	uint32_t period = pf_default_timeout(pf_timeout_index) / 3;
+	return period > 30 || period == 0 ? 30 : (time_t)period;
+}
+
+static void learned_dump_each(struct pfsyncd *ps, struct rflow *rf, const struct flow *f,
+			      time_t now);
+
 static void dump_each(void *arg, const struct flow *f)
 {
 	struct dump_ctx *dc = arg;
 	struct pfsyncd *ps = dc->ps;
-	if (is_learned(ps, f))
+	struct rflow *rf = find_learned(ps, f);
+	if (rf) {
+		learned_dump_each(ps, rf, f, dc->now);
 		return;
+	}
 	struct fkey k;
 	struct lflow *lf;
 	fkey_of(f, &k);
@@ -307,10 +364,7 @@ static void dump_each(void *arg, const struct flow *f)
 	 * does not expire (pf refreshes a state's expiry on every UPD / UPD_C). */
 	time_t elapsed = dc->now - lf->last_dump;
 	bool active = (int64_t)f->timeout + 1 > (int64_t)lf->last_timeout - elapsed;
-	uint32_t period = pf_default_timeout(lf->st[0].timeout) / 3;
-	if (period > 30 || period == 0)
-		period = 30;
-	if (active && dc->now - lf->last_sent >= (time_t)period) {
+	if (active && dc->now - lf->last_sent >= refresh_period(lf->st[0].timeout)) {
 		if (lflow_build(ps, lf, f)) {
 			lf->q_upd = true;
 			lflow_enqueue(ps, lf);
@@ -320,18 +374,29 @@ static void dump_each(void *arg, const struct flow *f)
 	lf->last_dump = dc->now;
 }
 
+static void rflow_drop(struct pfsyncd *ps, struct rflow *rf, bool announce);
+
 static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pfsyncd *ps = arg;
 	struct lflow *lf, *tmp;
+	struct rflow *rf, *rtmp;
 	HASH_ITER(hh, ps->lflows, lf, tmp)
 	lf->seen = false;
+	HASH_ITER(hh, ps->rflows, rf, rtmp)
+	rf->seen = false;
 	struct dump_ctx dc = {ps, now_s()};
 	if (ct_dump(ps->ct, dump_each, &dc) == 0) {
 		/* gone from the kernel without a DESTROY event we saw */
 		HASH_ITER(hh, ps->lflows, lf, tmp)
 		if (!lf->seen)
 			lflow_free(ps, lf, true);
+		/* learned entries the kernel no longer holds (expired, or never written):
+		 * forgotten, so memory follows the kernel; if the peer still has the
+		 * connection, its next update asks us for it again (UPD_C -> UPD_REQ) */
+		HASH_ITER(hh, ps->rflows, rf, rtmp)
+		if (!rf->seen && !rf->dirty)
+			rflow_drop(ps, rf, rf->active);
 	}
 	struct timeval tv = {REFRESH_S, 0};
 	evtimer_add(ps->refresh_ev, &tv);
@@ -370,8 +435,109 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 				*pp = rf->dnext;
 				break;
 			}
+	if (rf->queued)
+		for (struct rflow **pp = &ps->rqhead; *pp; pp = &(*pp)->qnext)
+			if (*pp == rf) {
+				*pp = rf->qnext;
+				break;
+			}
 	HASH_DEL(ps->rflows, rf);
 	free(rf);
+}
+
+static void rstate_free(struct pfsyncd *ps, struct rstate *rs)
+{
+	if (!rs)
+		return;
+	HASH_DEL(ps->rstates, rs);
+	free(rs);
+}
+
+/* Forget a learned connection and its states (the kernel entry is already gone or
+ * is left to expire). announce: tell the peers with DEL_C, as any pf node that
+ * unlinks a synced state does — only when the connection ran through us, so a
+ * backup's copy expiring never removes the live state on the master. */
+static void rflow_drop(struct pfsyncd *ps, struct rflow *rf, bool announce)
+{
+	struct rstate *st[2] = {rf->first, rf->second};
+	for (int i = 0; i < 2; i++) {
+		if (!st[i])
+			continue;
+		if (announce) {
+			sidq_push(&ps->delq, &ps->ndel, &ps->capdel, st[i]->key.creatorid,
+				  st[i]->key.id);
+			schedule_flush(ps, false);
+		}
+	}
+	rflow_unlink(ps, rf, false);
+	rstate_free(ps, st[0]);
+	rstate_free(ps, st[1]);
+}
+
+static void rflow_enqueue(struct pfsyncd *ps, struct rflow *rf, bool full)
+{
+	rf->q_full |= full;
+	if (!rf->queued) {
+		rf->queued = true;
+		rf->qnext = ps->rqhead;
+		ps->rqhead = rf;
+	}
+	schedule_flush(ps, full);
+}
+
+/* Take the kernel's view of a learned connection into its pf states (TCP peer
+ * states, timeout index), keeping the creator's ids. */
+static void learned_refresh_views(struct rflow *rf, const struct flow *f)
+{
+	struct pf_view st[2];
+	int n = flow_to_pf(f, st);
+	struct rstate *rs[2] = {rf->first, rf->second};
+	for (int i = 0; i < 2 && i < n; i++) {
+		if (!rs[i])
+			continue;
+		rs[i]->v.src = st[i].src;
+		rs[i]->v.dst = st[i].dst;
+		rs[i]->v.timeout = st[i].timeout;
+		rs[i]->v.expire = 0;
+	}
+}
+
+/* The kernel changed or removed an entry we wrote for a peer: our own writes are
+ * filtered out in ct.c, so this is traffic through this node (after a failover) or
+ * its expiry here. */
+static void learned_kernel_event(struct pfsyncd *ps, struct rflow *rf, enum ct_event ev,
+				 const struct flow *f)
+{
+	if (ev == CT_EV_DESTROY) {
+		rflow_drop(ps, rf, rf->active);
+		return;
+	}
+	rf->active = true;
+	learned_refresh_views(rf, f);
+	rf->last_timeout = f->timeout;
+	rf->last_dump = now_s();
+	rflow_enqueue(ps, rf, false);
+}
+
+/* A learned connection in the periodic dump: conntrack sends no event for packets
+ * that change nothing but the timeout, so a timeout higher than what we wrote or
+ * last saw means traffic through this node; refresh it to the peers like a local
+ * one. */
+static void learned_dump_each(struct pfsyncd *ps, struct rflow *rf, const struct flow *f,
+			      time_t now)
+{
+	rf->seen = true;
+	time_t elapsed = now - rf->last_dump;
+	bool traffic = (int64_t)f->timeout > (int64_t)rf->last_timeout - elapsed + 1;
+	if (traffic)
+		rf->active = true;
+	if (rf->active && traffic && rf->first &&
+	    now - rf->last_sent >= refresh_period(rf->first->v.timeout)) {
+		learned_refresh_views(rf, f);
+		rflow_enqueue(ps, rf, false);
+	}
+	rf->last_timeout = f->timeout;
+	rf->last_dump = now;
 }
 
 static struct rflow *rflow_new(struct pfsyncd *ps, const struct fkey *k, struct rstate *first)
@@ -470,6 +636,8 @@ static void commit_dirty(struct pfsyncd *ps)
 			ps->c.not_mappable++;
 			continue;
 		}
+		rf->last_timeout = f.timeout;
+		rf->last_dump = now_s();
 		if (ct_inject(ps->ct, &f) < 0) {
 			ps->c.inject_errors++;
 			char buf[256];
@@ -479,9 +647,17 @@ static void commit_dirty(struct pfsyncd *ps)
 	}
 }
 
+/* A state carrying our creatorid made by this run is an echo of our own: never
+ * re-imported. One from before a restart (a lower id) is a connection the peer
+ * kept for us while we were down: taken back like any peer's state. */
+static bool own_echo(const struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
+{
+	return creatorid == ps->creatorid && id > ps->id_base;
+}
+
 static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool insert)
 {
-	if (v->creatorid == ps->creatorid) {
+	if (own_echo(ps, v->creatorid, v->id)) {
 		ps->c.own_creator++; /* our own states reflected back: never re-import */
 		return;
 	}
@@ -508,6 +684,8 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 	if (!v->expire)
 		rs->v.expire = pf_default_timeout(v->timeout); /* UPD refreshes fully */
 	rstate_attach(ps, rs);
+	if (rs->rf)
+		rs->rf->active = false; /* the peer carries it now */
 }
 
 static void learned_delete(struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
@@ -520,10 +698,17 @@ static void learned_delete(struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
 			ps->c.badstate++;
 		return;
 	}
-	if (rs->rf)
-		rflow_unlink(ps, rs->rf, true); /* either state gone: the NAT is gone */
-	HASH_DEL(ps->rstates, rs);
-	free(rs);
+	struct rflow *rf = rs->rf;
+	if (rf) {
+		/* either state gone: the NAT is gone, and the connection with it */
+		struct flow f;
+		if (rf->first &&
+		    pf_to_flow(&rf->first->v, rf->second ? &rf->second->v : NULL, &f) == 0)
+			ct_remove(ps->ct, &f);
+		rflow_drop(ps, rf, false);
+	} else {
+		rstate_free(ps, rs);
+	}
 }
 
 static void learned_clear(struct pfsyncd *ps, uint32_t creatorid)
@@ -608,6 +793,9 @@ static void answer_bulk(struct pfsyncd *ps)
 		lf->q_full = true;
 		lflow_enqueue(ps, lf);
 	}
+	struct rflow *rf, *rtmp;
+	HASH_ITER(hh, ps->rflows, rf, rtmp)
+	rflow_enqueue(ps, rf, true);
 	ps->bus_end = true;
 	schedule_flush(ps, true);
 }
@@ -724,6 +912,38 @@ static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct l
 	return true;
 }
 
+/* A learned connection we announce: a full UPD when asked, UPD_C otherwise, always
+ * under its creator's ids. */
+static bool wire_add_rflow(struct pfsyncd *ps, struct pfsync_writer *w, struct rflow *rf)
+{
+	struct rstate *rs[2] = {rf->first, rf->second};
+	for (int i = 0; i < 2; i++) {
+		if (!rs[i])
+			continue;
+		struct pfsync_state s;
+		enum pfsync_err err;
+		view_to_state(&rs[i]->v, &s);
+		if (rf->q_full) {
+			s.expire = 0; /* the receiver refreshes it to its full timeout */
+			err = pfsync_writer_add_state(w, pfsync_action_upd(ps->cfg.version), &s);
+			if (err == PFSYNC_OK)
+				ps->c.upd_out++;
+		} else {
+			struct pfsync_upd_c u = {.id = s.id,
+						 .src = s.src,
+						 .dst = s.dst,
+						 .creatorid = s.creatorid,
+						 .timeout = s.timeout};
+			err = pfsync_writer_add_upd_c(w, &u);
+			if (err == PFSYNC_OK)
+				ps->c.updc_out++;
+		}
+		if (err != PFSYNC_OK)
+			return false;
+	}
+	return true;
+}
+
 static void count_err(struct pfsyncd *ps, enum pfsync_err err)
 {
 	switch (err) {
@@ -755,10 +975,6 @@ static void in_state(struct pfsyncd *ps, const struct pfsync_state *s, bool inse
 		ps->c.not_mappable++;
 		return;
 	}
-	if (v.creatorid == ps->creatorid) {
-		ps->c.own_creator++;
-		return;
-	}
 	learned_update(ps, &v, insert);
 	/* defer mode on the sender: it holds the packet until we acknowledge */
 	if (insert && (s->state_flags & PFSYNC_PFSTATE_ACK))
@@ -767,7 +983,7 @@ static void in_state(struct pfsyncd *ps, const struct pfsync_state *s, bool inse
 
 static void in_upd_c(struct pfsyncd *ps, const struct pfsync_upd_c *u)
 {
-	if (u->creatorid == ps->creatorid) {
+	if (own_echo(ps, u->creatorid, u->id)) {
 		ps->c.own_creator++;
 		return;
 	}
@@ -792,25 +1008,30 @@ static void in_upd_c(struct pfsyncd *ps, const struct pfsync_upd_c *u)
 static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 {
 	if (r->id == 0 && r->creatorid == 0) {
-		log_info("pfsync: bulk update requested by a peer: sending %u states",
-			 HASH_COUNT(ps->lflows));
+		log_info("pfsync: bulk update requested by a peer: sending %u connections "
+			 "(%u local, %u learned)",
+			 HASH_COUNT(ps->lflows) + HASH_COUNT(ps->rflows), HASH_COUNT(ps->lflows),
+			 HASH_COUNT(ps->rflows));
 		answer_bulk(ps);
 		return;
 	}
-	if (r->creatorid != ps->creatorid) {
-		ps->c.badstate++;
-		return;
+	if (r->creatorid == ps->creatorid) {
+		struct lid *l;
+		HASH_FIND(hh, ps->lids, &r->id, sizeof(r->id), l);
+		if (l) {
+			l->lf->q_full = true;
+			lflow_enqueue(ps, l->lf);
+			schedule_flush(ps, true);
+			return;
+		}
 	}
-	struct lflow *lf, *tmp;
-	HASH_ITER(hh, ps->lflows, lf, tmp)
-	{
-		for (int i = 0; i < lf->nstates; i++)
-			if (lf->st[i].id == r->id) {
-				lf->q_full = true;
-				lflow_enqueue(ps, lf);
-				schedule_flush(ps, true);
-				return;
-			}
+	/* a state we learned: any pf node answers for every state it holds */
+	struct sid k = {r->creatorid, r->id};
+	struct rstate *rs;
+	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	if (rs && rs->rf) {
+		rflow_enqueue(ps, rs->rf, true);
+		return;
 	}
 	ps->c.badstate++;
 }
@@ -1011,7 +1232,16 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	uint8_t buf[PFSYNC_MTU];
 	size_t cap = PFSYNC_MTU - (ps->family == AF_INET ? 20 : 40);
 	bool more = true;
+	int burst = 0;
 	while (more) {
+		if (burst++ == BURST_PACKETS) {
+			/* a bulk update is thousands of packets: let the receiver (and a
+			 * software switch between us) drain, and our own loop breathe */
+			struct timeval tv = {0, 1000};
+			evtimer_del(ps->flush_ev);
+			evtimer_add(ps->flush_ev, &tv);
+			return;
+		}
 		struct pfsync_writer w;
 		if (pfsync_writer_begin(&w, buf, cap, NULL) != PFSYNC_OK)
 			return;
@@ -1041,6 +1271,16 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			lf->queued = false;
 			lf->q_ins = lf->q_upd = lf->q_full = false;
 			lf->last_sent = now_s();
+			any = true;
+		}
+		while (ps->rqhead) {
+			struct rflow *rf = ps->rqhead;
+			if (!wire_add_rflow(ps, &w, rf))
+				goto full;
+			ps->rqhead = rf->qnext;
+			rf->queued = false;
+			rf->q_full = false;
+			rf->last_sent = now_s();
 			any = true;
 		}
 		while (ps->ndel) {
@@ -1107,6 +1347,14 @@ static int open_socket(struct pfsyncd *ps)
 	if (setsockopt(ps->fd, SOL_SOCKET, SO_BINDTODEVICE, ps->cfg.ifname,
 		       strlen(ps->cfg.ifname)) < 0)
 		return -1;
+	/* a bulk update comes as a burst of packets; FORCE needs CAP_NET_ADMIN, which
+	 * we hold; without it the plain sysctl-capped size is still better than the
+	 * default */
+	int bufsz = SOCKBUF_BYTES;
+	if (setsockopt(ps->fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
+		setsockopt(ps->fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+	if (setsockopt(ps->fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
+		setsockopt(ps->fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
 	if (ps->family == AF_INET) {
 		struct ip_mreqn mreq = {.imr_ifindex = ps->ifindex};
 		mreq.imr_multiaddr.s_addr = htonl(0xe00000f0);
@@ -1149,6 +1397,7 @@ int pfsyncd_start(struct carpd *cd)
 	ps->creatorid = cd->conf->hostid ? cd->conf->hostid : derive_hostid();
 	/* ids: unique per state, and not reused by a restarted daemon */
 	ps->next_id = (uint64_t)time(NULL) << 24;
+	ps->id_base = ps->next_id;
 	ps->ifindex = (int)if_nametoindex(ps->cfg.ifname);
 	cd->pfsync = ps;
 	if (!ps->ifindex || open_socket(ps) < 0) {
@@ -1241,6 +1490,12 @@ void pfsyncd_stop(struct carpd *cd)
 	{
 		HASH_DEL(ps->rstates, rs);
 		free(rs);
+	}
+	struct lid *l, *ltmp2;
+	HASH_ITER(hh, ps->lids, l, ltmp2)
+	{
+		HASH_DEL(ps->lids, l);
+		free(l);
 	}
 	if (ps->demoted)
 		cd->demotion -= SYNC_DEMOTION;
