@@ -243,6 +243,10 @@ static bool flow_filtered(const struct ct *ct, const struct flow *f)
 {
 	if (f->proto == CT_PROTO_CARP || f->proto == CT_PROTO_PFSYNC)
 		return true;
+	/* multicast (IGMP/MLD reports, mDNS, ...): not a connection through the
+	 * firewall, nothing a peer could take over */
+	if (f->af == AF_INET ? (f->orig.dst.bytes[0] & 0xf0) == 0xe0 : f->orig.dst.bytes[0] == 0xff)
+		return true;
 	for (size_t i = 0; i < ct->nignore; i++) {
 		const struct ct_prefix *p = &ct->ignore[i];
 		if (prefix_match(p, f->af, &f->orig.src) || prefix_match(p, f->af, &f->orig.dst) ||

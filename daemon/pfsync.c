@@ -72,6 +72,8 @@ struct rstate {
 	struct sid key;
 	struct pf_view v;
 	struct rflow *rf;
+	time_t orphaned_at; /* when rf became NULL: the other state of its connection
+			       went first; its own DEL_C normally follows */
 };
 
 /* a conntrack entry built from learned states: first carries the ORIG tuple, second
@@ -375,6 +377,7 @@ static void dump_each(void *arg, const struct flow *f)
 }
 
 static void rflow_drop(struct pfsyncd *ps, struct rflow *rf, bool announce);
+static void rstate_free(struct pfsyncd *ps, struct rstate *rs);
 
 static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -398,6 +401,11 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 		if (!rf->seen && !rf->dirty)
 			rflow_drop(ps, rf, rf->active);
 	}
+	/* states whose partner was deleted and whose own DEL_C never came */
+	struct rstate *rs, *stmp;
+	HASH_ITER(hh, ps->rstates, rs, stmp)
+	if (!rs->rf && dc.now - rs->orphaned_at >= REFRESH_S)
+		rstate_free(ps, rs);
 	struct timeval tv = {REFRESH_S, 0};
 	evtimer_add(ps->refresh_ev, &tv);
 }
@@ -425,10 +433,15 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 		if (pf_to_flow(&rf->first->v, rf->second ? &rf->second->v : NULL, &f) == 0)
 			ct_remove(ps->ct, &f);
 	}
-	if (rf->first)
+	time_t now = now_s();
+	if (rf->first) {
 		rf->first->rf = NULL;
-	if (rf->second)
+		rf->first->orphaned_at = now;
+	}
+	if (rf->second) {
 		rf->second->rf = NULL;
+		rf->second->orphaned_at = now;
+	}
 	if (rf->dirty)
 		for (struct rflow **pp = &ps->dirty; *pp; pp = &(*pp)->dnext)
 			if (*pp == rf) {
@@ -698,17 +711,11 @@ static void learned_delete(struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
 			ps->c.badstate++;
 		return;
 	}
-	struct rflow *rf = rs->rf;
-	if (rf) {
-		/* either state gone: the NAT is gone, and the connection with it */
-		struct flow f;
-		if (rf->first &&
-		    pf_to_flow(&rf->first->v, rf->second ? &rf->second->v : NULL, &f) == 0)
-			ct_remove(ps->ct, &f);
-		rflow_drop(ps, rf, false);
-	} else {
-		rstate_free(ps, rs);
-	}
+	/* either state gone: the NAT is gone, and the connection with it; the other
+	 * state stays known (orphaned) until its own DEL_C, or the next sweep */
+	if (rs->rf)
+		rflow_unlink(ps, rs->rf, true);
+	rstate_free(ps, rs);
 }
 
 static void learned_clear(struct pfsyncd *ps, uint32_t creatorid)

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2119 # e2e_init takes options, not the script's arguments
+# e2e: the bulk update. 10 000 UDP flows from the LAN client cross fw1 (SNAT); fw2
+# learns them as they are created. Then fw2 restarts holding no states (carpd
+# stopped, conntrack flushed): it asks for a bulk update and keeps its CARP
+# demotion raised (+240) until the update is complete, as FreeBSD does — so it
+# must hold all 10 000 connections, in carpd and in the kernel, before its
+# demotion drops. The sync link runs over IPv4 multicast (224.0.0.240) with
+# version 1301 states.
+set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+e2e_init
+require_cmds python3 conntrack
+FLOWS="$(dirname "$0")/helpers/udp_flows.py"
+N=10000
+SYNC=(--pfsync-peer mcast --pfsync-version 1301)
+
+lab up >/dev/null
+for fw in fw1 fw2; do
+	# unreplied UDP lives 30 s by default: long enough to make, not to test
+	nsx "$fw" sysctl -qw net.netfilter.nf_conntrack_udp_timeout=300
+done
+start_pair "${SYNC[@]}" >/dev/null
+for i in $(seq 1 100); do
+	[ "$(json fw2 .pfsync.bulk)" = done ] && break
+	sleep 0.1
+done
+
+count_fw1() { nsx fw1 conntrack -L -p udp -s 198.51.100.50 2>/dev/null | grep -c "sport=40000 dport=" || true; }
+t0=$(now)
+for try in 1 2 3 4 5; do
+	nsx client python3 "$FLOWS" 203.0.113.254 20000 "$N" 4000 40000 >/dev/null
+	[ "$(count_fw1)" -ge "$N" ] && break
+	note "try $try: fw1 holds $(count_fw1) of the $N flows (the software switch dropped some); sending again"
+done
+have=$(count_fw1)
+[ "$have" -ge "$N" ] || fail "fw1 holds only $have of the $N flows"
+ok "fw1 holds $N UDP flows through its SNAT after $(elapsed "$t0") s"
+
+# live replication: fw2 learns them as they are made
+for i in $(seq 1 150); do
+	[ "$(json fw2 .pfsync.states_learned)" -ge "$N" ] && break
+	sleep 0.1
+done
+learned=$(json fw2 .pfsync.states_learned)
+[ "$learned" -ge "$N" ] || fail "fw2 learned $learned of $N flows live: $(json fw2 .pfsync)"
+ok "fw2 learned all $N flows as they were created ($(elapsed "$t0") s after the first)"
+
+# fw2 restarts empty
+lab stop fw2 >/dev/null
+nsx fw2 conntrack -F >/dev/null 2>&1 || true
+left=$(nsx fw2 conntrack -C)
+[ "$left" -lt 100 ] || fail "fw2's conntrack table still holds $left entries after the flush"
+t1=$(now)
+lab start fw2 "${SYNC[@]}" >/dev/null
+: >"$TMP/samples"
+lifted=
+for i in $(seq 1 600); do
+	ctl fw2 status -j 2>/dev/null | jq -c '{d: .demotion, b: .pfsync.bulk, l: .pfsync.states_learned}' >>"$TMP/samples" || true
+	if tail -n 1 "$TMP/samples" | jq -e '.b == "done"' >/dev/null 2>&1; then
+		lifted=$(elapsed "$t1")
+		break
+	fi
+	sleep 0.02
+done
+[ -n "$lifted" ] || fail "fw2's bulk update did not complete in 12 s: $(tail -n 3 "$TMP/samples")"
+note "$(wc -l <"$TMP/samples") status samples while fw2 started; first $(head -n 1 "$TMP/samples"), last $(tail -n 1 "$TMP/samples")"
+early=$(jq -c "select(.d < 240 and .l < $N)" "$TMP/samples" | head -n 1)
+[ -z "$early" ] || fail "fw2 lifted its demotion before it held every flow: $early"
+pending=$(jq -c 'select(.b == "pending")' "$TMP/samples" | wc -l)
+note "$pending samples saw the bulk update pending"
+bad=$(jq -c 'select(.b == "pending" and .d < 240)' "$TMP/samples" | head -n 1)
+[ -z "$bad" ] || fail "fw2 was not demoted while its bulk update was pending: $bad"
+last=$(tail -n 1 "$TMP/samples")
+jq -e ".d == 0 and .l >= $N" <<<"$last" >/dev/null || fail "after the bulk update: $last"
+ok "fw2 restarted empty, learned all $N flows and only then lifted its demotion: $lifted s after the start"
+inkernel=$(nsx fw2 conntrack -L -p udp -s 198.51.100.50 2>/dev/null | grep -c "sport=40000 dport=" || true)
+[ "$inkernel" -ge "$N" ] || fail "fw2's kernel holds $inkernel of the $N flows after the bulk update"
+ok "fw2's conntrack holds all $N flows, with their SNAT: $(nsx fw2 conntrack -L -p udp -s 198.51.100.50 2>/dev/null | grep -m1 'dport=20000 ')"
+errs=$(json fw2 '.pfsync.counters | [.badlen, .badval, .inject_errors] | add')
+[ "$errs" = 0 ] || fail "errors during the bulk update: $(json fw2 .pfsync.counters)"
