@@ -38,10 +38,17 @@ struct fkey {
 	struct flow_tuple t;
 };
 
+_Static_assert(sizeof(struct flow_tuple) == 36, "struct flow_tuple has padding");
+_Static_assert(sizeof(struct fkey) == 4 + sizeof(struct flow_tuple), "struct fkey has padding");
+
+/* a hash key: uthash compares it byte for byte, so no implicit padding (an
+ * initializer leaves padding bytes undefined) */
 struct sid {
-	uint32_t creatorid;
 	uint64_t id;
+	uint32_t creatorid;
+	uint32_t zero; /* explicit padding, always 0 */
 };
+_Static_assert(sizeof(struct sid) == 16, "struct sid has padding");
 
 /* a local conntrack entry and the pf states we announce for it */
 struct lflow {
@@ -174,7 +181,7 @@ static void sidq_push(struct sid **q, size_t *n, size_t *cap, uint32_t creatorid
 		*q = nq;
 		*cap = ncap;
 	}
-	(*q)[(*n)++] = (struct sid){creatorid, id};
+	(*q)[(*n)++] = (struct sid){.id = id, .creatorid = creatorid};
 }
 
 static void lflow_enqueue(struct pfsyncd *ps, struct lflow *lf)
@@ -473,6 +480,9 @@ static void rstate_free(struct pfsyncd *ps, struct rstate *rs)
 static void rflow_drop(struct pfsyncd *ps, struct rflow *rf, bool announce)
 {
 	struct rstate *st[2] = {rf->first, rf->second};
+	log_debug("pfsync: forgetting learned %016llx+%016llx%s",
+		  st[0] ? (unsigned long long)st[0]->key.id : 0ULL,
+		  st[1] ? (unsigned long long)st[1]->key.id : 0ULL, announce ? " (DEL_C)" : "");
 	for (int i = 0; i < 2; i++) {
 		if (!st[i])
 			continue;
@@ -521,6 +531,9 @@ static void learned_refresh_views(struct rflow *rf, const struct flow *f)
 static void learned_kernel_event(struct pfsyncd *ps, struct rflow *rf, enum ct_event ev,
 				 const struct flow *f)
 {
+	char buf[256];
+	log_debug("pfsync: kernel %s for learned %s", ev == CT_EV_DESTROY ? "DESTROY" : "UPDATE",
+		  ct_flow_str(f, buf, sizeof(buf)));
 	if (ev == CT_EV_DESTROY) {
 		rflow_drop(ps, rf, rf->active);
 		return;
@@ -597,6 +610,9 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 			rs->rf = rf;
 		} else {
 			/* a state for the same connection replacing one we knew */
+			log_debug("pfsync: %016llx replaces %016llx",
+				  (unsigned long long)rs->key.id,
+				  (unsigned long long)rf->first->key.id);
 			rflow_unlink(ps, rf, false);
 			rf = rflow_new(ps, &k, rs);
 		}
@@ -678,9 +694,21 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 		ps->c.badval++;
 		return;
 	}
-	struct sid k = {v->creatorid, v->id};
+	struct sid k = {.id = v->id, .creatorid = v->creatorid};
 	struct rstate *rs;
 	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	/* a peer's state for a connection our own kernel tracks as ours: the same key
+	 * twice, which pf refuses too (pf_state_insert fails); ours stays */
+	struct flow_tuple orig, post;
+	struct fkey fk;
+	struct lflow *lf;
+	pf_orig_candidate(v, &orig, &post);
+	fkey_tuple(v->af, v->proto, &orig, &fk);
+	HASH_FIND(hh, ps->lflows, &fk, sizeof(fk), lf);
+	if (lf) {
+		ps->c.collisions++;
+		return;
+	}
 	if (!rs) {
 		rs = calloc(1, sizeof(*rs));
 		if (!rs)
@@ -693,6 +721,8 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 		ps->c.stale++;
 		return;
 	}
+	log_debug("pfsync: %s %08x/%016llx", insert ? "INS" : "UPD", v->creatorid,
+		  (unsigned long long)v->id);
 	rs->v = *v;
 	if (!v->expire)
 		rs->v.expire = pf_default_timeout(v->timeout); /* UPD refreshes fully */
@@ -703,9 +733,13 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 
 static void learned_delete(struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
 {
-	struct sid k = {creatorid, id};
+	struct sid k = {.id = id, .creatorid = creatorid};
 	struct rstate *rs;
 	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	log_debug("pfsync: DEL_C %08x/%016llx: %s", creatorid, (unsigned long long)id,
+		  !rs	   ? "unknown"
+		  : rs->rf ? "connection removed"
+			   : "orphan forgotten");
 	if (!rs) {
 		if (creatorid != ps->creatorid)
 			ps->c.badstate++;
@@ -893,6 +927,9 @@ static bool wire_add_bus(struct pfsyncd *ps, struct pfsync_writer *w, uint8_t st
  * packet and the whole of it again later: a repeated INS or UPD is harmless. */
 static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct lflow *lf)
 {
+	/* both states of a connection in one packet: a receiver that commits per
+	 * packet never sees half a NAT */
+	struct pfsync_writer mark = *w;
 	for (int i = 0; i < lf->nstates; i++) {
 		struct pfsync_state s;
 		enum pfsync_err err;
@@ -913,8 +950,10 @@ static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct l
 			if (err == PFSYNC_OK)
 				ps->c.updc_out++;
 		}
-		if (err != PFSYNC_OK)
+		if (err != PFSYNC_OK) {
+			pfsync_writer_rollback(w, &mark);
 			return false;
+		}
 	}
 	return true;
 }
@@ -923,6 +962,7 @@ static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct l
  * under its creator's ids. */
 static bool wire_add_rflow(struct pfsyncd *ps, struct pfsync_writer *w, struct rflow *rf)
 {
+	struct pfsync_writer mark = *w;
 	struct rstate *rs[2] = {rf->first, rf->second};
 	for (int i = 0; i < 2; i++) {
 		if (!rs[i])
@@ -945,8 +985,10 @@ static bool wire_add_rflow(struct pfsyncd *ps, struct pfsync_writer *w, struct r
 			if (err == PFSYNC_OK)
 				ps->c.updc_out++;
 		}
-		if (err != PFSYNC_OK)
+		if (err != PFSYNC_OK) {
+			pfsync_writer_rollback(w, &mark);
 			return false;
+		}
 	}
 	return true;
 }
@@ -994,7 +1036,7 @@ static void in_upd_c(struct pfsyncd *ps, const struct pfsync_upd_c *u)
 		ps->c.own_creator++;
 		return;
 	}
-	struct sid k = {u->creatorid, u->id};
+	struct sid k = {.id = u->id, .creatorid = u->creatorid};
 	struct rstate *rs;
 	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
 	if (!rs) {
@@ -1033,7 +1075,7 @@ static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 		}
 	}
 	/* a state we learned: any pf node answers for every state it holds */
-	struct sid k = {r->creatorid, r->id};
+	struct sid k = {.id = r->id, .creatorid = r->creatorid};
 	struct rstate *rs;
 	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
 	if (rs && rs->rf) {
@@ -1560,14 +1602,26 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 		"\"badver\": %llu, \"badlen\": %llu, \"badact\": %llu, \"badval\": %llu, "
 		"\"badstate\": %llu, \"stale\": %llu, \"own_creator\": %llu, "
 		"\"inject_errors\": %llu, \"not_mappable\": %llu, \"oerrors\": %llu, "
-		"\"ct_overruns\": %llu}}",
+		"\"collisions\": %llu, \"ct_overruns\": %llu, "
+		"\"ins_in\": %llu, \"upd_in\": %llu, \"del_in\": %llu, \"ureq_in\": %llu, "
+		"\"clr_in\": %llu, \"bus_in\": %llu, \"ack_in\": %llu, \"ins_out\": %llu, "
+		"\"upd_out\": %llu, \"updc_out\": %llu, \"del_out\": %llu, \"ureq_out\": %llu, "
+		"\"ack_out\": %llu, \"bus_out\": %llu}}",
 		(unsigned long long)ps->c.ipackets, (unsigned long long)ps->c.opackets,
 		(unsigned long long)ps->c.badttl, (unsigned long long)ps->c.badver,
 		(unsigned long long)ps->c.badlen, (unsigned long long)ps->c.badact,
 		(unsigned long long)ps->c.badval, (unsigned long long)ps->c.badstate,
 		(unsigned long long)ps->c.stale, (unsigned long long)ps->c.own_creator,
 		(unsigned long long)ps->c.inject_errors, (unsigned long long)ps->c.not_mappable,
-		(unsigned long long)ps->c.oerrors, (unsigned long long)(cs ? cs->overruns : 0));
+		(unsigned long long)ps->c.oerrors, (unsigned long long)ps->c.collisions,
+		(unsigned long long)(cs ? cs->overruns : 0), (unsigned long long)ps->c.ins_in,
+		(unsigned long long)ps->c.upd_in, (unsigned long long)ps->c.del_in,
+		(unsigned long long)ps->c.ureq_in, (unsigned long long)ps->c.clr_in,
+		(unsigned long long)ps->c.bus_in, (unsigned long long)ps->c.ack_in,
+		(unsigned long long)ps->c.ins_out, (unsigned long long)ps->c.upd_out,
+		(unsigned long long)ps->c.updc_out, (unsigned long long)ps->c.del_out,
+		(unsigned long long)ps->c.ureq_out, (unsigned long long)ps->c.ack_out,
+		(unsigned long long)ps->c.bus_out);
 }
 
 void pfsyncd_status_text(const struct carpd *cd, struct evbuffer *out)
@@ -1620,5 +1674,27 @@ void pfsyncd_metrics(const struct carpd *cd, struct evbuffer *out)
 	M(inject_errors);
 	M(not_mappable);
 	M(oerrors);
+	M(collisions);
 #undef M
+#define MSG(dir, name, field)                                                                      \
+	evbuffer_add_printf(out,                                                                   \
+			    "carpd_pfsync_messages_total{direction=\"" dir "\",action=\"" name     \
+			    "\"} %llu\n",                                                          \
+			    (unsigned long long)ps->c.field)
+	evbuffer_add_printf(out, "# TYPE carpd_pfsync_messages counter\n");
+	MSG("in", "INS", ins_in);
+	MSG("in", "UPD", upd_in);
+	MSG("in", "DEL_C", del_in);
+	MSG("in", "UPD_REQ", ureq_in);
+	MSG("in", "CLR", clr_in);
+	MSG("in", "BUS", bus_in);
+	MSG("in", "INS_ACK", ack_in);
+	MSG("out", "INS", ins_out);
+	MSG("out", "UPD", upd_out);
+	MSG("out", "UPD_C", updc_out);
+	MSG("out", "DEL_C", del_out);
+	MSG("out", "UPD_REQ", ureq_out);
+	MSG("out", "INS_ACK", ack_out);
+	MSG("out", "BUS", bus_out);
+#undef MSG
 }

@@ -25,6 +25,7 @@ struct pfsync_counters {
 	uint64_t own_creator; /* states carrying our own creatorid: never re-imported */
 	uint64_t inject_errors, not_mappable;
 	uint64_t oerrors;
+	uint64_t collisions; /* a peer's state for a connection we track as our own */
 };
 
 int pfsyncd_start(struct carpd *cd);

@@ -885,6 +885,16 @@ enum pfsync_err pfsync_writer_add_clr(struct pfsync_writer *w, const struct pfsy
 	return PFSYNC_OK;
 }
 
+void pfsync_writer_rollback(struct pfsync_writer *w, const struct pfsync_writer *mark)
+{
+	if (!w->buf || mark->buf != w->buf || mark->len > w->len)
+		return;
+	*w = *mark;
+	/* the subheader open at the mark may have counted messages since */
+	if (w->subh)
+		put16(w->buf + w->subh + 2, w->count);
+}
+
 size_t pfsync_writer_finish(struct pfsync_writer *w)
 {
 	uint8_t *e;

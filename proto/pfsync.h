@@ -382,6 +382,11 @@ enum pfsync_err pfsync_writer_add_upd_c(struct pfsync_writer *w, const struct pf
 enum pfsync_err pfsync_writer_add_bus(struct pfsync_writer *w, const struct pfsync_bus *m);
 enum pfsync_err pfsync_writer_add_clr(struct pfsync_writer *w, const struct pfsync_clr *m);
 
+/* Undo everything added since *mark (a copy of the writer taken earlier), so
+ * that a group of messages that belong together (the two states of a NATed
+ * connection) goes into one packet or none. */
+void pfsync_writer_rollback(struct pfsync_writer *w, const struct pfsync_writer *mark);
+
 /* Append EOF (count 1, as FreeBSD) and set the header len; returns the packet
  * length. The writer must be begun again before reuse. */
 size_t pfsync_writer_finish(struct pfsync_writer *w);

@@ -1019,6 +1019,54 @@ static void test_writer(void)
 
 /* ---- names and JSON ---------------------------------------------------------------- */
 
+/* rollback: a group that does not fit leaves the packet exactly as before it */
+static void test_writer_rollback(void)
+{
+	uint8_t a[1500], b[1500];
+	struct pfsync_writer w, ref, mark;
+	struct pfsync_state s;
+	pfsync_state_defaults(&s);
+	s.creatorid = 1;
+	s.key[0].af = s.key[1].af = PFSYNC_AF_INET;
+	s.key[0].proto = s.key[1].proto = 17;
+	size_t cap = PFSYNC_DATA_MAX(1500);
+	pfsync_writer_begin(&w, a, cap, NULL);
+	pfsync_writer_begin(&ref, b, cap, NULL);
+	int added = 0;
+	for (;;) {
+		mark = w;
+		s.id = (uint64_t)added + 1;
+		bool one = pfsync_writer_add_state(&w, PFSYNC_ACT_INS_1400, &s) == PFSYNC_OK;
+		s.id = (uint64_t)added + 2;
+		bool two = one && pfsync_writer_add_state(&w, PFSYNC_ACT_INS_1400, &s) == PFSYNC_OK;
+		if (!two) {
+			CHECK(one, "rollback: the group's first state fit and the second did not");
+			pfsync_writer_rollback(&w, &mark);
+			break;
+		}
+		s.id = (uint64_t)added + 1;
+		pfsync_writer_add_state(&ref, PFSYNC_ACT_INS_1400, &s);
+		s.id = (uint64_t)added + 2;
+		pfsync_writer_add_state(&ref, PFSYNC_ACT_INS_1400, &s);
+		added += 2;
+	}
+	CHECK(added >= 2 && added % 2 == 0,
+	      "rollback: whole pairs of 1400 states fit in 1500 bytes");
+	size_t n = pfsync_writer_finish(&w);
+	size_t m = pfsync_writer_finish(&ref);
+	CHECK(n == m, "rollback: same length as a packet that never had the half pair");
+	CHECK(n == m && memcmp(a, b, n) == 0, "rollback: byte for byte the same packet");
+	struct pfsync_iter it;
+	uint8_t act;
+	uint16_t count;
+	const uint8_t *msgs;
+	size_t msglen;
+	CHECK(pfsync_iter_init(&it, a, n, NULL) == PFSYNC_OK, "rollback: the packet parses");
+	CHECK(pfsync_iter_next(&it, &act, &count, &msgs, &msglen) == 1 &&
+		      act == PFSYNC_ACT_INS_1400 && count == added,
+	      "rollback: one INS_1400 subheader counting only the whole pairs");
+}
+
 static void test_names(void)
 {
 	static const char *const want[] = {
@@ -1159,6 +1207,7 @@ int main(void)
 	test_malformed();
 	test_values();
 	test_writer();
+	test_writer_rollback();
 	test_names();
 	test_json();
 	test_defaults();
