@@ -256,6 +256,18 @@ static bool flow_filtered(const struct ct *ct, const struct flow *f)
 	return false;
 }
 
+bool ct_flow_from_payload(const struct ct *ct, const void *payload, size_t len, uint8_t l3,
+			  struct flow *f)
+{
+	struct nf_conntrack *nct = nfct_new();
+	if (nct == NULL)
+		return false;
+	bool ok = nfct_payload_parse(payload, len, l3, nct) >= 0 &&
+		  nct_to_flow(NULL, nct, f, NULL) && !flow_filtered(ct, f);
+	nfct_destroy(nct);
+	return ok;
+}
+
 /* ---- events ---------------------------------------------------------------------------- */
 
 static int ev_handler(const struct nlmsghdr *nlh, enum nf_conntrack_msg_type type,

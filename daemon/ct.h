@@ -15,6 +15,7 @@
 #define CARPD_DAEMON_CT_H
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,6 +91,11 @@ const struct ct_stats *ct_stats(const struct ct *ct);
  * disabled). Reads /proc/sys/net/netfilter of the calling network namespace; call
  * it after ct_open(), which loads the modules on demand. */
 int ct_check_kernel(char *why, size_t len);
+
+/* A flow from a conntrack entry nested in another netlink message (NFQUEUE's
+ * NFQA_CT); false when it cannot be read or is one we never replicate. */
+bool ct_flow_from_payload(const struct ct *ct, const void *payload, size_t len, uint8_t l3,
+			  struct flow *f);
 
 /* One line, key=value, for logs and tools: "proto=tcp src=... dst=... sport=...". */
 const char *ct_flow_str(const struct flow *f, char *buf, size_t len);

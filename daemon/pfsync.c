@@ -15,6 +15,7 @@
 
 #include "daemon/carpd.h"
 #include "daemon/ct.h"
+#include "daemon/defer.h"
 #include "daemon/output.h"
 #include "daemon/pfsync.h"
 #include "proto/flow.h"
@@ -30,6 +31,8 @@
 #define SYNC_DEMOTION  240	 /* net.pfsync.carp_demotion_factor */
 #define BURST_PACKETS  32	 /* packets per send burst; then yield 1 ms (FreeBSD: 1 tick) */
 #define SOCKBUF_BYTES  (8 << 20) /* a bulk update arrives as a burst */
+#define DEFER_MS       20	 /* net.pfsync.defer_delay */
+#define DEFER_MAX      1024 /* held packets; the oldest goes when full (FreeBSD: 128 a bucket) */
 
 /* the identity of a conntrack entry: af, protocol and ORIG tuple */
 struct fkey {
@@ -58,6 +61,7 @@ struct lflow {
 	struct pf_view st[2];
 	int nstates;
 	bool q_ins, q_upd, q_full, seen;
+	bool ack;	     /* defer: the INS asks for INS_ACK */
 	struct lflow *qnext; /* send queue */
 	bool queued;
 	time_t last_sent;
@@ -130,6 +134,15 @@ struct pfsyncd {
 	int bulk_tries;
 	time_t bulk_sent_at;
 	bool demoted;
+	/* defer mode: packets held until INS_ACK or DEFER_MS */
+	struct defer *defer;
+	struct held {
+		uint32_t packet_id;
+		uint64_t id; /* the state whose INS_ACK releases it */
+		struct timespec deadline;
+	} held[DEFER_MAX];
+	size_t nheld;
+	struct event *defer_ev;
 	struct timespec peer_last_heard;
 	bool peer_heard;
 	char peer_addr[INET6_ADDRSTRLEN];
@@ -841,6 +854,107 @@ static void answer_bulk(struct pfsyncd *ps)
 	schedule_flush(ps, true);
 }
 
+/* ---- defer mode (pfsync.md §4.5) ------------------------------------------------------ */
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+static void held_release(struct pfsyncd *ps, size_t i)
+{
+	defer_release(ps->defer, ps->held[i].packet_id);
+	ps->held[i] = ps->held[--ps->nheld];
+}
+
+static void defer_timer_arm(struct pfsyncd *ps)
+{
+	evtimer_del(ps->defer_ev);
+	if (!ps->nheld)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t first = INT64_MAX;
+	for (size_t i = 0; i < ps->nheld; i++)
+		if (ts_ns(&ps->held[i].deadline) < first)
+			first = ts_ns(&ps->held[i].deadline);
+	int64_t wait = first - ts_ns(&now);
+	if (wait < 0)
+		wait = 0;
+	struct timeval tv = {(time_t)(wait / 1000000000),
+			     (suseconds_t)(wait % 1000000000 / 1000) + 1};
+	evtimer_add(ps->defer_ev, &tv);
+}
+
+static void defer_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pfsyncd *ps = arg;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (size_t i = 0; i < ps->nheld;) {
+		if (ts_ns(&ps->held[i].deadline) <= ts_ns(&now)) {
+			ps->c.defer_timeouts++; /* no INS_ACK in time: pf sends it anyway */
+			held_release(ps, i);
+		} else {
+			i++;
+		}
+	}
+	defer_timer_arm(ps);
+}
+
+/* The packet that creates a connection, held in the kernel: announce the
+ * connection now, asking for INS_ACK, and let the packet go when it comes. */
+static void defer_packet(void *arg, uint32_t packet_id, const struct flow *f)
+{
+	struct pfsyncd *ps = arg;
+	if (find_learned(ps, f)) {
+		defer_release(ps->defer, packet_id);
+		return;
+	}
+	struct lflow *lf = local_new(ps, f);
+	if (!lf || !lf->q_ins) {
+		/* not replicable, or its INS already went: nothing to wait for */
+		defer_release(ps->defer, packet_id);
+		return;
+	}
+	if (ps->nheld == DEFER_MAX) {
+		ps->c.defer_timeouts++;
+		held_release(ps, 0);
+	}
+	lf->ack = true;
+	struct held *h = &ps->held[ps->nheld++];
+	h->packet_id = packet_id;
+	h->id = lf->st[0].id;
+	clock_gettime(CLOCK_MONOTONIC, &h->deadline);
+	h->deadline.tv_nsec += DEFER_MS * 1000000L;
+	if (h->deadline.tv_nsec >= 1000000000L) {
+		h->deadline.tv_sec++;
+		h->deadline.tv_nsec -= 1000000000L;
+	}
+	ps->c.deferred++;
+	schedule_flush(ps, true); /* the INS goes out at once */
+	defer_timer_arm(ps);
+}
+
+static void in_ins_ack(struct pfsyncd *ps, const struct pfsync_ref *r)
+{
+	if (r->creatorid != ps->creatorid || !ps->defer)
+		return;
+	bool any = false;
+	for (size_t i = 0; i < ps->nheld;) {
+		if (ps->held[i].id == r->id) {
+			held_release(ps, i);
+			any = true;
+		} else {
+			i++;
+		}
+	}
+	if (any) {
+		ps->c.defer_acked++;
+		defer_timer_arm(ps);
+	}
+}
+
 /* ---- the wire ------------------------------------------------------------------------- */
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
@@ -934,6 +1048,8 @@ static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct l
 		struct pfsync_state s;
 		enum pfsync_err err;
 		view_to_state(&lf->st[i], &s);
+		if (lf->q_ins && lf->ack)
+			s.state_flags |= PFSYNC_PFSTATE_ACK;
 		if (lf->q_ins || lf->q_full) {
 			uint8_t act = lf->q_ins ? pfsync_action_ins(ps->cfg.version)
 						: pfsync_action_upd(ps->cfg.version);
@@ -1164,9 +1280,14 @@ static int handle_packet(struct pfsyncd *ps, const uint8_t *p, size_t len)
 				}
 				break;
 			}
-			case PFSYNC_ACT_INS_ACK:
-				ps->c.ack_in++; /* we never defer, so nothing waits for it */
+			case PFSYNC_ACT_INS_ACK: {
+				struct pfsync_ref r;
+				if (pfsync_ref_decode(m, msglen, &r) == PFSYNC_OK) {
+					ps->c.ack_in++;
+					in_ins_ack(ps, &r);
+				}
 				break;
+			}
 			case PFSYNC_ACT_BUS: {
 				struct pfsync_bus b;
 				if (pfsync_bus_decode(m, msglen, &b) == PFSYNC_OK) {
@@ -1318,7 +1439,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 				goto full;
 			ps->qhead = lf->qnext;
 			lf->queued = false;
-			lf->q_ins = lf->q_upd = lf->q_full = false;
+			lf->q_ins = lf->q_upd = lf->q_full = lf->ack = false;
 			lf->last_sent = now_s();
 			any = true;
 		}
@@ -1508,7 +1629,14 @@ int pfsyncd_start(struct carpd *cd)
 	ps->flush_ev = evtimer_new(cd->base, flush_cb, ps);
 	ps->refresh_ev = evtimer_new(cd->base, refresh_cb, ps);
 	ps->bulk_ev = evtimer_new(cd->base, bulk_timer_cb, ps);
+	ps->defer_ev = evtimer_new(cd->base, defer_timer_cb, ps);
 	event_add(ps->rx_ev, NULL);
+	if (ps->cfg.defer) {
+		ps->defer = defer_open(cd->base, ps->ct, ps->cfg.ifname, defer_packet, ps);
+		if (!ps->defer)
+			log_err("pfsync: defer mode is configured but unavailable (see above): new "
+				"connections are not held for the peer");
+	}
 	struct timeval now = {0, 0};
 	evtimer_add(ps->refresh_ev, &now); /* the first dump announces what exists */
 	log_info("pfsync: on %s, version %u, creatorid 0x%08x, %s", ps->cfg.ifname, ps->cfg.version,
@@ -1548,6 +1676,13 @@ void pfsyncd_stop(struct carpd *cd)
 	}
 	if (ps->demoted)
 		cd->demotion -= SYNC_DEMOTION;
+	if (ps->defer) {
+		while (ps->nheld)
+			held_release(ps, 0);
+		defer_close(ps->defer);
+	}
+	if (ps->defer_ev)
+		event_free(ps->defer_ev);
 	if (ps->ct)
 		ct_close(ps->ct);
 	struct event *evs[] = {ps->rx_ev, ps->flush_ev, ps->refresh_ev, ps->bulk_ev};
@@ -1595,6 +1730,13 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 	} else {
 		evbuffer_add_printf(out, "\"peer\": null, ");
 	}
+	evbuffer_add_printf(out,
+			    "\"defer\": {\"configured\": %s, \"active\": %s, \"held\": %zu, "
+			    "\"deferred\": %llu, \"acked\": %llu, \"timeouts\": %llu}, ",
+			    ps->cfg.defer ? "true" : "false", ps->defer ? "true" : "false",
+			    ps->nheld, (unsigned long long)ps->c.deferred,
+			    (unsigned long long)ps->c.defer_acked,
+			    (unsigned long long)ps->c.defer_timeouts);
 	const struct ct_stats *cs = ps->ct ? ct_stats(ps->ct) : NULL;
 	evbuffer_add_printf(
 		out,
@@ -1675,6 +1817,9 @@ void pfsyncd_metrics(const struct carpd *cd, struct evbuffer *out)
 	M(not_mappable);
 	M(oerrors);
 	M(collisions);
+	M(deferred);
+	M(defer_acked);
+	M(defer_timeouts);
 #undef M
 #define MSG(dir, name, field)                                                                      \
 	evbuffer_add_printf(out,                                                                   \
