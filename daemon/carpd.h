@@ -105,6 +105,7 @@ struct carpd {
 	struct event_base *base;
 	const char *conf_path;
 	const char *sock_override; /* -s */
+	const char *ro_override;   /* -r: the read-only socket */
 	bool foreground;
 	struct conf *conf;
 	struct vhid **vhids;

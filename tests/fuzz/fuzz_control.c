@@ -61,6 +61,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	evbuffer_copyout(out, head, sizeof(head) - 1);
 	if (len == 0 || (strncmp(head, "ok\n", 3) && strncmp(head, "error: ", 7)))
 		abort();
+	/* the same line on the read-only socket: the allowlist decides, nothing changes */
+	bool maintenance = cd->maintenance;
+	int demotion = cd->demotion;
+	evbuffer_drain(out, evbuffer_get_length(out));
+	control_handle_access(cd, line, out, CONTROL_RO);
+	char ro[4] = {0};
+	evbuffer_copyout(out, ro, 3);
+	if (cd->maintenance != maintenance || cd->demotion != demotion)
+		abort();
+	/* the request's first word as the handler sees it: up to CR/LF, split on blanks */
+	char first[CONTROL_MAX_REQUEST + 1];
+	snprintf(first, sizeof(first), "%s", line);
+	first[strcspn(first, "\r\n")] = 0;
+	char *w = strtok(first, " \t");
+	if (w && !control_request_is_read_only(w) && !strcmp(ro, "ok\n"))
+		abort();
 	evbuffer_free(out);
 	/* keep the state bounded: no demotion overflow across millions of runs */
 	cd->demotion = 0;
