@@ -188,6 +188,13 @@ void hooks_run(struct carpd *cd, const struct vhid *vh, enum carp_state from, en
 	       const char *reason);
 void hooks_reap(struct carpd *cd);
 
+/* ---- priv.c: capabilities ------------------------------------------------------- */
+/* Keep CAP_NET_RAW and CAP_NET_ADMIN (plus CAP_SETUID/CAP_SETGID permitted, not
+ * effective, when keep_setid), clear the rest, set no_new_privs; logs what is kept. */
+int priv_drop(bool keep_setid);
+bool priv_can_setid(void);  /* CAP_SETUID and CAP_SETGID are permitted */
+int priv_raise_setid(void); /* make them effective (the hook child, before setuid) */
+
 /* ---- state.c: persistent state (maintenance) -------------------------------------- */
 bool state_load_maintenance(const struct conf *conf);
 int state_save_maintenance(const struct conf *conf, bool on);

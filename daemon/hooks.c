@@ -149,6 +149,13 @@ void hooks_run(struct carpd *cd, const struct vhid *vh, enum carp_state from, en
 		uid = pw->pw_uid;
 		gid = pw->pw_gid;
 		drop = true;
+		if (uid != 0 && !priv_can_setid()) {
+			log_warn("notify: cannot switch to user %s (setuid/setgid were given up "
+				 "at start; restart carpd); not running %s",
+				 cd->conf->notify_user, prog);
+			cd->hooks->failed++;
+			return;
+		}
 	}
 	char vhid[8], addrs[1024] = "";
 	snprintf(vhid, sizeof(vhid), "%u", vh->cfg.vhid);
@@ -183,7 +190,10 @@ void hooks_run(struct carpd *cd, const struct vhid *vh, enum carp_state from, en
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		for (int s = 1; s < 32; s++)
 			signal(s, SIG_DFL);
-		if (drop && (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
+		/* CAP_SETUID/CAP_SETGID are permitted, not effective (priv.c) */
+		if (drop && uid != 0 &&
+		    (priv_raise_setid() < 0 || setgroups(0, NULL) < 0 || setgid(gid) < 0 ||
+		     setuid(uid) < 0 || getuid() != uid || geteuid() != uid || getegid() != gid))
 			_exit(126);
 		char e_vhid[32], e_if[64], e_old[32], e_new[32], e_reason[160], e_addrs[1100];
 		snprintf(e_vhid, sizeof(e_vhid), "CARP_VHID=%s", vhid);

@@ -50,7 +50,8 @@ static struct vhid *find_runtime(struct carpd *cd, const struct conf_vhid *cfg)
 	return NULL;
 }
 
-/* The vhids' sockets and macvlans; vhid_start() comes after. */
+/* Everything that needs more than CAP_NET_RAW and CAP_NET_ADMIN happens here, before
+ * priv_drop(): the vhids' sockets and macvlans; vhid_start() comes after. */
 static int open_vhids(struct carpd *cd)
 {
 	cd->vhids = calloc(cd->conf->nvhids ? cd->conf->nvhids : 1, sizeof(*cd->vhids));
@@ -153,6 +154,10 @@ static void reload(struct carpd *cd)
 	if (strcmp(control_ro_path(cd), control_ro_path_of(cd, nc)) ||
 	    strcmp(control_ro_group(cd), nc->control_ro_group))
 		log_warn("control-ro changed: it takes effect when carpd restarts");
+	if (nc->notify_user[0] && !priv_can_setid())
+		log_warn("notify-user %s: carpd gave up setuid/setgid at start (no notify-user "
+			 "then); the notify program will not run until carpd restarts",
+			 nc->notify_user);
 	conf_free(old);
 	log_info("configuration reloaded from %s", cd->conf_path);
 	sd_notify(0, "READY=1");
@@ -262,8 +267,11 @@ int main(int argc, char **argv)
 		control_close(&cd);
 		return 1;
 	}
-	/* pfsync first: its bulk request raises the demotion before any vhid runs */
-	if (pfsyncd_start(&cd) < 0 || open_vhids(&cd) < 0) {
+	/* pfsync first: its bulk request raises the demotion before any vhid runs;
+	 * then everything is open and the privileges go, before the first transition
+	 * (and so before the first notify program) */
+	if (pfsyncd_start(&cd) < 0 || open_vhids(&cd) < 0 ||
+	    priv_drop(cd.conf->notify_user[0] != 0) < 0) {
 		pfsyncd_stop(&cd);
 		shutdown_all(&cd, false);
 		control_close(&cd);
