@@ -331,19 +331,36 @@ static int lsock_open(struct carpd *cd, struct lsock *ls, const char *path, mode
 		return -1;
 	}
 	unlink(path);
-	/* created with no access at all; the mode comes once the group is right */
+	/* Created with no access at all; the mode comes once the group is right. The
+	 * group is given by creating the file with that effective gid: that takes
+	 * CAP_SETGID, which the unit grants anyway (notify-user), where chown would
+	 * take CAP_CHOWN. */
+	gid_t egid = getegid();
+	if (gid != (gid_t)-1 && setegid(gid) < 0) {
+		log_err("cannot create %s with group %ld: %s", path, (long)gid, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	mode_t old = umask(0177);
 	int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	int bind_errno = errno;
 	umask(old);
+	if (gid != (gid_t)-1 && setegid(egid) < 0) {
+		log_err("cannot get back to group %ld: %s", (long)egid, strerror(errno));
+		abort(); /* never go on with another group's credentials */
+	}
 	if (rc < 0) {
-		log_err("cannot bind control socket %s: %s", path, strerror(errno));
+		log_err("cannot bind control socket %s: %s", path, strerror(bind_errno));
 		close(fd);
 		return -1;
 	}
 	struct stat sb;
-	if ((gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) || chmod(path, mode) < 0 ||
-	    stat(path, &sb) < 0) {
-		log_err("cannot set the owner or mode of %s: %s", path, strerror(errno));
+	errno = 0;
+	if (chmod(path, mode) < 0 || stat(path, &sb) < 0 ||
+	    (gid != (gid_t)-1 && sb.st_gid != gid)) {
+		log_err("cannot give %s mode %o%s: %s", path, (unsigned)mode,
+			gid != (gid_t)-1 ? " and its group (a set-group-ID directory?)" : "",
+			errno ? strerror(errno) : "wrong group");
 		unlink(path);
 		close(fd);
 		return -1;
