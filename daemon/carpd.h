@@ -105,6 +105,7 @@ struct carpd {
 	struct event_base *base;
 	const char *conf_path;
 	const char *sock_override; /* -s */
+	const char *ro_override;   /* -r: the read-only socket */
 	bool foreground;
 	struct conf *conf;
 	struct vhid **vhids;
@@ -186,6 +187,13 @@ void hooks_fini(struct carpd *cd);
 void hooks_run(struct carpd *cd, const struct vhid *vh, enum carp_state from, enum carp_state to,
 	       const char *reason);
 void hooks_reap(struct carpd *cd);
+
+/* ---- priv.c: capabilities ------------------------------------------------------- */
+/* Keep CAP_NET_RAW and CAP_NET_ADMIN (plus CAP_SETUID/CAP_SETGID permitted, not
+ * effective, when keep_setid), clear the rest, set no_new_privs; logs what is kept. */
+int priv_drop(bool keep_setid);
+bool priv_can_setid(void);  /* CAP_SETUID and CAP_SETGID are permitted */
+int priv_raise_setid(void); /* make them effective (the hook child, before setuid) */
 
 /* ---- state.c: persistent state (maintenance) -------------------------------------- */
 bool state_load_maintenance(const struct conf *conf);

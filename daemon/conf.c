@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ struct stmt {
  * to detect duplicates. */
 enum kw {
 	KW_CONTROL,
+	KW_CONTROL_RO,
 	KW_PREEMPT,
 	KW_HOSTID,
 	KW_NOTIFY,
@@ -88,6 +90,7 @@ static const struct {
 	enum ctx ctx;
 } keywords[KW__COUNT] = {
 	[KW_CONTROL] = {"control", CTX_GLOBAL},
+	[KW_CONTROL_RO] = {"control-ro", CTX_GLOBAL},
 	[KW_PREEMPT] = {"preempt", CTX_GLOBAL},
 	[KW_HOSTID] = {"hostid", CTX_GLOBAL},
 	[KW_NOTIFY] = {"notify", CTX_GLOBAL},
@@ -673,6 +676,71 @@ static bool path_value(struct parser *p, const struct stmt *st, char *out, size_
 	return true;
 }
 
+/* A user or group name as getpwnam/getgrnam take it: printable, no space, ':' or '/',
+ * not starting with '-'. */
+static bool valid_account_name(const struct token *t, size_t size)
+{
+	bool ok = t->type == T_WORD || t->type == T_STRING;
+	ok = ok && t->len > 0 && t->len < size && t->text[0] != '-';
+	for (size_t i = 0; ok && i < t->len; i++) {
+		unsigned char ch = (unsigned char)t->text[i];
+		ok = ch > 0x20 && ch < 0x7f && ch != ':' && ch != '/';
+	}
+	return ok;
+}
+
+/* control-ro PATH [group NAME] */
+static void control_ro_stmt(struct parser *p, const struct stmt *st)
+{
+	struct conf *c = p->conf;
+	int line = st->tok[0].line;
+	char b[48];
+
+	if (st->ntok < 2) {
+		perror_at(p, line, "control-ro: missing value (expected a quoted path)");
+		return;
+	}
+	const struct token *t = &st->tok[1];
+	if (t->len == 0) {
+		perror_at(p, line, "control-ro: empty path");
+		return;
+	}
+	if (t->len >= sizeof(c->control_ro)) {
+		perror_at(p, line, "control-ro: path too long (at most %zu bytes)",
+			  sizeof(c->control_ro) - 1);
+		return;
+	}
+	const struct token *g = NULL;
+	if (st->ntok > 2) {
+		if (st->tok[2].type != T_WORD || strcmp(st->tok[2].text, "group")) {
+			perror_at(p, line,
+				  "control-ro: unexpected \"%s\" after the path (expected group "
+				  "NAME)",
+				  show(&st->tok[2], b, sizeof(b)));
+			return;
+		}
+		if (st->ntok < 4) {
+			perror_at(p, line, "control-ro: missing group name after \"group\"");
+			return;
+		}
+		if (st->ntok > 4) {
+			perror_at(p, line, "control-ro: unexpected \"%s\" after the group name",
+				  show(&st->tok[4], b, sizeof(b)));
+			return;
+		}
+		g = &st->tok[3];
+		if (!valid_account_name(g, sizeof(c->control_ro_group))) {
+			perror_at(p, line, "control-ro: invalid group name \"%s\"",
+				  show(g, b, sizeof(b)));
+			return;
+		}
+	}
+	memcpy(c->control_ro, t->text, t->len + 1);
+	if (g)
+		memcpy(c->control_ro_group, g->text, g->len + 1);
+	c->control_ro_line = line;
+}
+
 static void global_stmt(struct parser *p, const struct stmt *st, enum kw kw)
 {
 	struct conf *c = p->conf;
@@ -712,16 +780,14 @@ static void global_stmt(struct parser *p, const struct stmt *st, enum kw kw)
 	case KW_NOTIFY:
 		path_value(p, st, c->notify, sizeof(c->notify), true);
 		break;
+	case KW_CONTROL_RO:
+		control_ro_stmt(p, st);
+		break;
 	case KW_NOTIFY_USER: {
 		const struct token *t = one_value(p, st, "a user name");
 		if (!t)
 			break;
-		bool ok = t->len > 0 && t->len < sizeof(c->notify_user) && t->text[0] != '-';
-		for (size_t i = 0; ok && i < t->len; i++) {
-			unsigned char ch = (unsigned char)t->text[i];
-			ok = ch > 0x20 && ch < 0x7f && ch != ':' && ch != '/';
-		}
-		if (!ok)
+		if (!valid_account_name(t, sizeof(c->notify_user)))
 			perror_at(p, line, "notify-user: invalid user name \"%s\"",
 				  show(t, b, sizeof(b)));
 		else
@@ -1426,6 +1492,10 @@ struct conf *conf_parse_buffer(const char *name, const char *text, size_t len,
 	parse_top(p);
 	if (!p->stopped)
 		check_addresses(p);
+	if (!p->stopped && c->control_ro[0] && !strcmp(c->control_ro, c->control))
+		perror_at(p, c->control_ro_line,
+			  "control-ro: \"%s\" is already the control socket (give another path)",
+			  c->control_ro);
 
 	bool failed = p->nerrs > 0;
 	flush_errors(p, errs);
@@ -1520,6 +1590,17 @@ static void check_if(const struct conf *conf, struct conf_errors *errs, const ch
 			   conf->path[0] ? conf->path : "carpd.conf", line, ifname);
 }
 
+static void check_group(const struct conf *conf, struct conf_errors *errs, int *problems)
+{
+	if (!conf->control_ro_group[0] || getgrnam(conf->control_ro_group))
+		return;
+	(*problems)++;
+	if (errs)
+		append_err(errs, "%s:%d: control-ro: group %s does not exist",
+			   conf->path[0] ? conf->path : "carpd.conf", conf->control_ro_line,
+			   conf->control_ro_group);
+}
+
 int conf_check_system(const struct conf *conf, struct conf_errors *errs)
 {
 	int problems = 0;
@@ -1528,15 +1609,32 @@ int conf_check_system(const struct conf *conf, struct conf_errors *errs)
 		return 0;
 	/* in file order, so that the messages come out sorted by line */
 	bool pfsync_done = !conf->pfsync.enabled;
+	bool group_done = !conf->control_ro_group[0];
 	for (size_t i = 0; i < conf->nvhids; i++) {
-		if (!pfsync_done && conf->pfsync.line < conf->vhids[i].line) {
+		int line = conf->vhids[i].line;
+		if (!group_done && conf->control_ro_line < line &&
+		    (pfsync_done || conf->control_ro_line < conf->pfsync.line)) {
+			check_group(conf, errs, &problems);
+			group_done = true;
+		}
+		if (!pfsync_done && conf->pfsync.line < line) {
 			check_if(conf, errs, conf->pfsync.ifname, conf->pfsync.line, &problems);
 			pfsync_done = true;
 		}
-		check_if(conf, errs, conf->vhids[i].ifname, conf->vhids[i].line, &problems);
+		if (!group_done && conf->control_ro_line < line) {
+			check_group(conf, errs, &problems);
+			group_done = true;
+		}
+		check_if(conf, errs, conf->vhids[i].ifname, line, &problems);
+	}
+	if (!group_done && !pfsync_done && conf->control_ro_line < conf->pfsync.line) {
+		check_group(conf, errs, &problems);
+		group_done = true;
 	}
 	if (!pfsync_done)
 		check_if(conf, errs, conf->pfsync.ifname, conf->pfsync.line, &problems);
+	if (!group_done)
+		check_group(conf, errs, &problems);
 	return problems;
 }
 

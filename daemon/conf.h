@@ -65,12 +65,15 @@ struct conf_pfsync {
 struct conf {
 	char control[108]; /* control socket path (sun_path size) */
 	bool control_set;
-	bool preempt;		 /* default yes */
-	uint32_t hostid;	 /* 0 = not set: derived */
-	char notify[256];	 /* optional hook program, "" = none */
-	char notify_user[64];	 /* optional: run the hook as this user */
-	char state_dir[256];	 /* persistent state (maintenance), default /var/lib/carpd */
-	struct conf_vhid *vhids; /* nvhids entries, heap */
+	char control_ro[108];	   /* optional read-only control socket, "" = none */
+	char control_ro_group[64]; /* its group (mode 0660); "" = mode 0666 */
+	int control_ro_line;	   /* where control-ro was given, for messages */
+	bool preempt;		   /* default yes */
+	uint32_t hostid;	   /* 0 = not set: derived */
+	char notify[256];	   /* optional hook program, "" = none */
+	char notify_user[64];	   /* optional: run the hook as this user */
+	char state_dir[256];	   /* persistent state (maintenance), default /var/lib/carpd */
+	struct conf_vhid *vhids;   /* nvhids entries, heap */
 	size_t nvhids;
 	struct conf_pfsync pfsync;
 	char path[256]; /* file name used in messages (conf_check_system) */

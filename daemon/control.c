@@ -3,6 +3,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,20 @@
 #define CONTROL_TIMEOUT_S   5
 #define CONTROL_MAX_CLIENTS 64
 
-struct control {
+/* One listening socket: the control socket or the read-only one. */
+struct lsock {
+	struct carpd *cd;
 	struct evconnlistener *listener;
+	enum control_access access;
+	gid_t gid; /* the socket file's group: its members may use it */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char group[64]; /* read-only socket: the configured group, "" = none */
+};
+
+struct control {
+	struct lsock main, ro;
 	size_t nclients;
-	uint64_t requests, errors;
+	uint64_t requests, errors, denied;
 };
 
 static int word_split(char *line, char **words, int max)
@@ -69,7 +79,27 @@ static struct vhid *find_vhid_arg(struct carpd *cd, const char *arg, char *err, 
 	return found;
 }
 
+/* An allowlist: a request added later is refused on the read-only socket until it
+ * is listed here. */
+static const char *const read_only_requests[] = {"status", "metrics", "version"};
+
+bool control_request_is_read_only(const char *line)
+{
+	size_t len = strcspn(line, " \t\r\n");
+	for (size_t i = 0; i < sizeof(read_only_requests) / sizeof(read_only_requests[0]); i++)
+		if (strlen(read_only_requests[i]) == len &&
+		    !strncmp(line, read_only_requests[i], len))
+			return true;
+	return false;
+}
+
 void control_handle(struct carpd *cd, const char *request, struct evbuffer *out)
+{
+	control_handle_access(cd, request, out, CONTROL_RW);
+}
+
+void control_handle_access(struct carpd *cd, const char *request, struct evbuffer *out,
+			   enum control_access access)
 {
 	char line[CONTROL_MAX_REQUEST + 1], err[160];
 	char *w[8];
@@ -78,6 +108,10 @@ void control_handle(struct carpd *cd, const char *request, struct evbuffer *out)
 	int n = word_split(line, w, 8);
 	if (n <= 0) {
 		reply_error(out, n < 0 ? "too many words in request" : "empty request");
+		return;
+	}
+	if (access != CONTROL_RW && !control_request_is_read_only(w[0])) {
+		reply_error(out, CONTROL_DENIED_RO);
 		return;
 	}
 	if (!strcmp(w[0], "status") && n <= 2) {
@@ -147,6 +181,8 @@ void control_handle(struct carpd *cd, const char *request, struct evbuffer *out)
 struct client {
 	struct carpd *cd;
 	struct bufferevent *bev;
+	enum control_access access;
+	bool denied; /* the peer may not use this socket: every request is refused */
 	bool answered;
 };
 
@@ -178,18 +214,23 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *out = bufferevent_get_output(bev);
 	if (!line) {
 		if (evbuffer_get_length(in) > CONTROL_MAX_REQUEST) {
-			reply_error(out, "request too long");
+			reply_error(out, c->denied ? CONTROL_DENIED : "request too long");
 			c->cd->control->errors++;
 			c->answered = true;
 		}
 		return;
 	}
 	c->cd->control->requests++;
-	if (n > CONTROL_MAX_REQUEST || memchr(line, 0, n)) {
+	if (c->denied) {
+		/* answered once the request is read, so that the client's write of its
+		 * request never meets a closed socket */
+		reply_error(out, CONTROL_DENIED);
+		c->cd->control->denied++;
+	} else if (n > CONTROL_MAX_REQUEST || memchr(line, 0, n)) {
 		reply_error(out, n > CONTROL_MAX_REQUEST ? "request too long" : "NUL in request");
 		c->cd->control->errors++;
 	} else {
-		control_handle(c->cd, line, out);
+		control_handle_access(c->cd, line, out, c->access);
 	}
 	free(line);
 	c->answered = true;
@@ -203,10 +244,33 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		client_free(c);
 }
 
+/* The control socket's file mode already keeps others out; this is the second
+ * lock, which also holds if the mode is loosened by hand: root, or a member (primary
+ * or supplementary) of the socket file's group. */
+static bool peer_allowed(int fd, gid_t sock_gid, uid_t *uid_out)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred))
+		return false;
+	*uid_out = cred.uid;
+	if (cred.uid == 0 || cred.gid == sock_gid)
+		return true;
+	gid_t groups[256];
+	len = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false; /* more than 256 groups, or an old kernel: no */
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == sock_gid)
+			return true;
+	return false;
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int socklen, void *arg)
 {
-	struct carpd *cd = arg;
+	struct lsock *ls = arg;
+	struct carpd *cd = ls->cd;
 	if (cd->control->nclients >= CONTROL_MAX_CLIENTS) {
 		close(fd);
 		return;
@@ -223,6 +287,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	c->cd = cd;
 	c->bev = bev;
+	c->access = ls->access;
+	uid_t uid = (uid_t)-1;
+	if (ls->access == CONTROL_RW && !peer_allowed(fd, ls->gid, &uid)) {
+		c->denied = true;
+		log_warn("control: uid %ld refused on %s (not root, not in group %ld)", (long)uid,
+			 ls->path, (long)ls->gid);
+	}
 	cd->control->nclients++;
 	struct timeval tmo = {CONTROL_TIMEOUT_S, 0};
 	bufferevent_set_timeouts(bev, &tmo, &tmo);
@@ -230,7 +301,18 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
-int control_open(struct carpd *cd, const char *path)
+static void lsock_close(struct lsock *ls)
+{
+	if (!ls->listener)
+		return;
+	evconnlistener_free(ls->listener);
+	ls->listener = NULL;
+	unlink(ls->path);
+	ls->path[0] = 0;
+}
+
+/* Bind and listen on path with the given mode and group (-1: leave it). */
+static int lsock_open(struct carpd *cd, struct lsock *ls, const char *path, mode_t mode, gid_t gid)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -249,37 +331,118 @@ int control_open(struct carpd *cd, const char *path)
 		return -1;
 	}
 	unlink(path);
-	mode_t old = umask(0117);
+	/* Created with no access at all; the mode comes once the group is right. The
+	 * group is given by creating the file with that effective gid: that takes
+	 * CAP_SETGID, which the unit grants anyway (notify-user), where chown would
+	 * take CAP_CHOWN. */
+	gid_t egid = getegid();
+	if (gid != (gid_t)-1 && setegid(gid) < 0) {
+		log_err("cannot create %s with group %ld: %s", path, (long)gid, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	mode_t old = umask(0177);
 	int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	int bind_errno = errno;
 	umask(old);
+	if (gid != (gid_t)-1 && setegid(egid) < 0) {
+		log_err("cannot get back to group %ld: %s", (long)egid, strerror(errno));
+		abort(); /* never go on with another group's credentials */
+	}
 	if (rc < 0) {
-		log_err("cannot bind control socket %s: %s", path, strerror(errno));
+		log_err("cannot bind control socket %s: %s", path, strerror(bind_errno));
 		close(fd);
 		return -1;
 	}
-	chmod(path, 0660);
-	cd->control = calloc(1, sizeof(*cd->control));
-	if (!cd->control) {
+	struct stat sb;
+	errno = 0;
+	if (chmod(path, mode) < 0 || stat(path, &sb) < 0 ||
+	    (gid != (gid_t)-1 && sb.st_gid != gid)) {
+		log_err("cannot give %s mode %o%s: %s", path, (unsigned)mode,
+			gid != (gid_t)-1 ? " and its group (a set-group-ID directory?)" : "",
+			errno ? strerror(errno) : "wrong group");
+		unlink(path);
 		close(fd);
 		return -1;
 	}
-	snprintf(cd->control->path, sizeof(cd->control->path), "%s", path);
-	cd->control->listener = evconnlistener_new(
-		cd->base, accept_cb, cd, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, fd);
-	if (!cd->control->listener) {
+	ls->cd = cd;
+	ls->gid = sb.st_gid;
+	ls->listener = evconnlistener_new(cd->base, accept_cb, ls,
+					  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, fd);
+	if (!ls->listener) {
+		unlink(path);
 		close(fd);
 		return -1;
 	}
+	snprintf(ls->path, sizeof(ls->path), "%s", path);
 	return 0;
+}
+
+static struct control *control_get(struct carpd *cd)
+{
+	if (!cd->control) {
+		cd->control = calloc(1, sizeof(*cd->control));
+		if (cd->control) {
+			cd->control->main.access = CONTROL_RW;
+			cd->control->ro.access = CONTROL_RO;
+		}
+	}
+	return cd->control;
+}
+
+int control_open(struct carpd *cd, const char *path)
+{
+	struct control *ctl = control_get(cd);
+	if (!ctl)
+		return -1;
+	/* SIGHUP with a new path: the old socket stays until the new one works */
+	struct lsock fresh = {.access = CONTROL_RW};
+	if (lsock_open(cd, &fresh, path, 0660, (gid_t)-1) < 0)
+		return -1;
+	lsock_close(&ctl->main);
+	ctl->main = fresh;
+	/* accept_cb's argument must be where the socket now lives */
+	evconnlistener_set_cb(ctl->main.listener, accept_cb, &ctl->main);
+	return 0;
+}
+
+int control_open_ro(struct carpd *cd, const char *path, const char *group)
+{
+	struct control *ctl = control_get(cd);
+	if (!ctl)
+		return -1;
+	gid_t gid = (gid_t)-1;
+	if (group && group[0]) {
+		struct group *gr = getgrnam(group);
+		if (!gr) {
+			log_err("control-ro: group %s does not exist", group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	lsock_close(&ctl->ro);
+	if (lsock_open(cd, &ctl->ro, path, gid == (gid_t)-1 ? 0666 : 0660, gid) < 0)
+		return -1;
+	snprintf(ctl->ro.group, sizeof(ctl->ro.group), "%s", group ? group : "");
+	return 0;
+}
+
+const char *control_ro_path(const struct carpd *cd)
+{
+	return cd->control ? cd->control->ro.path : "";
+}
+
+const char *control_ro_group(const struct carpd *cd)
+{
+	return cd->control ? cd->control->ro.group : "";
 }
 
 void control_close(struct carpd *cd)
 {
 	if (!cd->control)
 		return;
-	if (cd->control->listener)
-		evconnlistener_free(cd->control->listener);
-	unlink(cd->control->path);
+	lsock_close(&cd->control->main);
+	lsock_close(&cd->control->ro);
 	free(cd->control);
 	cd->control = NULL;
 }

@@ -6,8 +6,18 @@
  *   notify-program VHID INTERFACE OLD-STATE NEW-STATE REASON
  * and the same values in CARP_VHID, CARP_INTERFACE, CARP_OLD_STATE,
  * CARP_NEW_STATE, CARP_REASON, CARP_ADDRESSES (space separated) with a clean
- * environment. Its output is read from a pipe and logged line by line; the loop
- * never waits for it. With 'notify-user' it runs as that user.
+ * environment: those and PATH=/usr/sbin:/usr/bin:/sbin:/bin, nothing else. None of
+ * it comes from a packet: the vhid, interface and addresses are the configuration's
+ * (validated by conf.c), the states and reasons are fixed strings of carp.c.
+ * stdin is /dev/null, stdout and stderr a pipe whose lines are logged; every other
+ * descriptor is closed. The loop never waits for the program.
+ *
+ * With 'notify-user' it runs as that user (its primary group, no supplementary
+ * groups): the child makes CAP_SETUID/CAP_SETGID effective (carpd keeps them
+ * permitted for this alone, see priv.c), switches, and the kernel clears every
+ * capability with the switch from uid 0. Without notify-user it runs as root with
+ * the daemon's capabilities (CAP_NET_RAW, CAP_NET_ADMIN) and no others; no_new_privs
+ * holds in both cases.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -149,6 +159,13 @@ void hooks_run(struct carpd *cd, const struct vhid *vh, enum carp_state from, en
 		uid = pw->pw_uid;
 		gid = pw->pw_gid;
 		drop = true;
+		if (uid != 0 && !priv_can_setid()) {
+			log_warn("notify: cannot switch to user %s (setuid/setgid were given up "
+				 "at start; restart carpd); not running %s",
+				 cd->conf->notify_user, prog);
+			cd->hooks->failed++;
+			return;
+		}
 	}
 	char vhid[8], addrs[1024] = "";
 	snprintf(vhid, sizeof(vhid), "%u", vh->cfg.vhid);
@@ -174,16 +191,26 @@ void hooks_run(struct carpd *cd, const struct vhid *vh, enum carp_state from, en
 	if (pid == 0) {
 		/* child: stdin from /dev/null, stdout+stderr to the pipe, default signals */
 		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(pfd[1], 1);
-		dup2(pfd[1], 2);
+		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(pfd[1], 1) < 0 ||
+		    dup2(pfd[1], 2) < 0)
+			_exit(126);
+		/* nothing else of the daemon's: sockets, netlink, the control socket */
+		if (close_range(3, ~0U, 0) < 0) {
+			long max = sysconf(_SC_OPEN_MAX);
+			for (long fd = 3; fd < (max > 0 ? max : 65536); fd++)
+				close((int)fd);
+		}
+		if (chdir("/") < 0)
+			_exit(126);
 		sigset_t all;
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		for (int s = 1; s < 32; s++)
 			signal(s, SIG_DFL);
-		if (drop && (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
+		/* CAP_SETUID/CAP_SETGID are permitted, not effective (priv.c) */
+		if (drop && uid != 0 &&
+		    (priv_raise_setid() < 0 || setgroups(0, NULL) < 0 || setgid(gid) < 0 ||
+		     setuid(uid) < 0 || getuid() != uid || geteuid() != uid || getegid() != gid))
 			_exit(126);
 		char e_vhid[32], e_if[64], e_old[32], e_new[32], e_reason[160], e_addrs[1100];
 		snprintf(e_vhid, sizeof(e_vhid), "CARP_VHID=%s", vhid);
@@ -192,7 +219,7 @@ void hooks_run(struct carpd *cd, const struct vhid *vh, enum carp_state from, en
 		snprintf(e_new, sizeof(e_new), "CARP_NEW_STATE=%s", carp_state_name(to));
 		snprintf(e_reason, sizeof(e_reason), "CARP_REASON=%s", reason);
 		snprintf(e_addrs, sizeof(e_addrs), "CARP_ADDRESSES=%s", addrs);
-		char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 				e_vhid,
 				e_if,
 				e_old,

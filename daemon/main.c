@@ -1,7 +1,7 @@
 /*
  * daemon/main.c - carpd: arguments, configuration, signals, systemd, the loop.
  *
- *   carpd [-d] [-n] [-f FILE] [-s SOCKET]          (CONTRACT §2, carpd(8))
+ *   carpd [-d] [-n] [-f FILE] [-s SOCKET] [-r SOCKET]   (CONTRACT §2, carpd(8))
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -18,7 +18,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: carpd [-d] [-n] [-f FILE] [-s SOCKET]\n");
+	fprintf(stderr, "usage: carpd [-d] [-n] [-f FILE] [-s SOCKET] [-r SOCKET]\n");
 	exit(1);
 }
 
@@ -35,6 +35,12 @@ static const char *control_path(const struct carpd *cd, const struct conf *conf)
 	return conf->control_set ? conf->control : CONF_DEFAULT_CONTROL;
 }
 
+/* the read-only socket's path, "" for none */
+static const char *control_ro_path_of(const struct carpd *cd, const struct conf *conf)
+{
+	return cd->ro_override ? cd->ro_override : conf->control_ro;
+}
+
 static struct vhid *find_runtime(struct carpd *cd, const struct conf_vhid *cfg)
 {
 	for (size_t i = 0; i < cd->nvhids; i++)
@@ -44,7 +50,9 @@ static struct vhid *find_runtime(struct carpd *cd, const struct conf_vhid *cfg)
 	return NULL;
 }
 
-static int start_vhids(struct carpd *cd)
+/* Everything that needs more than CAP_NET_RAW and CAP_NET_ADMIN happens here, before
+ * priv_drop(): the vhids' sockets and macvlans; vhid_start() comes after. */
+static int open_vhids(struct carpd *cd)
 {
 	cd->vhids = calloc(cd->conf->nvhids ? cd->conf->nvhids : 1, sizeof(*cd->vhids));
 	if (!cd->vhids)
@@ -64,8 +72,6 @@ static int start_vhids(struct carpd *cd)
 			return -1;
 	}
 	vip_cleanup_stale(cd);
-	for (size_t i = 0; i < cd->nvhids; i++)
-		vhid_start(cd->vhids[i]);
 	return 0;
 }
 
@@ -139,10 +145,19 @@ static void reload(struct carpd *cd)
 	}
 	carp_if_put_unused(cd);
 	if (strcmp(control_path(cd, old), control_path(cd, nc))) {
-		control_close(cd);
+		/* the old socket stays if the new one cannot be opened */
 		if (control_open(cd, control_path(cd, nc)) < 0)
 			log_err("control socket %s could not be opened", control_path(cd, nc));
 	}
+	/* Setting a socket's group needs CAP_CHOWN, given up at start: the read-only
+	 * socket is opened at start only. */
+	if (strcmp(control_ro_path(cd), control_ro_path_of(cd, nc)) ||
+	    strcmp(control_ro_group(cd), nc->control_ro_group))
+		log_warn("control-ro changed: it takes effect when carpd restarts");
+	if (nc->notify_user[0] && !priv_can_setid())
+		log_warn("notify-user %s: carpd gave up setuid/setgid at start (no notify-user "
+			 "then); the notify program will not run until carpd restarts",
+			 nc->notify_user);
 	conf_free(old);
 	log_info("configuration reloaded from %s", cd->conf_path);
 	sd_notify(0, "READY=1");
@@ -190,7 +205,7 @@ int main(int argc, char **argv)
 	int opt;
 	cd.conf_path = CONF_DEFAULT_FILE;
 	cd.pkt_fd = cd.uni4_fd = cd.uni6_fd = -1;
-	while ((opt = getopt(argc, argv, "dnf:s:h")) != -1) {
+	while ((opt = getopt(argc, argv, "dnf:s:r:h")) != -1) {
 		switch (opt) {
 		case 'd':
 			cd.foreground = true;
@@ -203,6 +218,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			cd.sock_override = optarg;
+			break;
+		case 'r':
+			cd.ro_override = optarg;
 			break;
 		default:
 			usage();
@@ -238,15 +256,29 @@ int main(int argc, char **argv)
 		log_err("initialisation failed");
 		return 1;
 	}
+	const char *ro_path = control_ro_path_of(&cd, cd.conf);
+	if (ro_path[0] && !strcmp(ro_path, control_path(&cd, cd.conf))) {
+		log_err("the read-only socket %s is also the control socket", ro_path);
+		return 1;
+	}
 	if (control_open(&cd, control_path(&cd, cd.conf)) < 0)
 		return 1;
-	/* pfsync first: its bulk request raises the demotion before any vhid runs */
-	if (pfsyncd_start(&cd) < 0 || start_vhids(&cd) < 0) {
+	if (ro_path[0] && control_open_ro(&cd, ro_path, cd.conf->control_ro_group) < 0) {
+		control_close(&cd);
+		return 1;
+	}
+	/* pfsync first: its bulk request raises the demotion before any vhid runs;
+	 * then everything is open and the privileges go, before the first transition
+	 * (and so before the first notify program) */
+	if (pfsyncd_start(&cd) < 0 || open_vhids(&cd) < 0 ||
+	    priv_drop(cd.conf->notify_user[0] != 0) < 0) {
 		pfsyncd_stop(&cd);
 		shutdown_all(&cd, false);
 		control_close(&cd);
 		return 1;
 	}
+	for (size_t i = 0; i < cd.nvhids; i++)
+		vhid_start(cd.vhids[i]);
 
 	cd.sig_term = evsignal_new(cd.base, SIGTERM, signal_cb, &cd);
 	cd.sig_int = evsignal_new(cd.base, SIGINT, signal_cb, &cd);
@@ -264,8 +296,8 @@ int main(int argc, char **argv)
 		cd.watchdog = event_new(cd.base, -1, EV_PERSIST, watchdog_cb, &cd);
 		event_add(cd.watchdog, &tv);
 	}
-	log_info("carpd %s started: %zu vhid(s), control socket %s", CARPD_VERSION, cd.nvhids,
-		 control_path(&cd, cd.conf));
+	log_info("carpd %s started: %zu vhid(s), control socket %s%s%s", CARPD_VERSION, cd.nvhids,
+		 control_path(&cd, cd.conf), ro_path[0] ? ", read-only socket " : "", ro_path);
 	sd_notify(0, "READY=1");
 
 	event_base_dispatch(cd.base);

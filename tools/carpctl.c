@@ -112,7 +112,7 @@ int main(int argc, char **argv)
 		if (errno == ENOENT || errno == ECONNREFUSED)
 			die("carpd is not running (no daemon listening on %s)", path);
 		if (errno == EACCES || errno == EPERM)
-			die("permission denied on %s (run as root)", path);
+			die("permission denied on %s (root or the socket's group only)", path);
 		die("cannot connect to carpd: %s", strerror(errno));
 	}
 	struct timeval tmo = {10, 0};

@@ -1,6 +1,6 @@
 // clang-format off
-/* fuzz-sources: daemon/control.c daemon/output.c daemon/carp.c daemon/carp_io.c daemon/vip.c daemon/link.c daemon/hooks.c daemon/state.c daemon/log.c daemon/conf.c proto/carp.c proto/frames.c daemon/pfsync.c daemon/ct.c proto/pfsync.c proto/flow.c */
-/* fuzz-libs: -levent -lnl-3 -lnl-route-3 -lcrypto -lnetfilter_conntrack -lnfnetlink */
+/* fuzz-sources: daemon/control.c daemon/output.c daemon/carp.c daemon/carp_io.c daemon/vip.c daemon/link.c daemon/hooks.c daemon/priv.c daemon/state.c daemon/log.c daemon/conf.c proto/carp.c proto/frames.c daemon/pfsync.c daemon/ct.c daemon/defer.c proto/pfsync.c proto/flow.c */
+/* fuzz-libs: -levent -lnl-3 -lnl-route-3 -lcrypto -lnetfilter_conntrack -lnfnetlink -lcap -lnetfilter_queue -lmnl -lnftables */
 /* fuzz-cflags: -I/usr/include/libnl3 -DCARPD_VERSION="fuzz" */
 // clang-format on
 /*
@@ -60,6 +60,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char head[8] = {0};
 	evbuffer_copyout(out, head, sizeof(head) - 1);
 	if (len == 0 || (strncmp(head, "ok\n", 3) && strncmp(head, "error: ", 7)))
+		abort();
+	/* the same line on the read-only socket: the allowlist decides, nothing changes */
+	bool maintenance = cd->maintenance;
+	int demotion = cd->demotion;
+	evbuffer_drain(out, evbuffer_get_length(out));
+	control_handle_access(cd, line, out, CONTROL_RO);
+	char ro[4] = {0};
+	evbuffer_copyout(out, ro, 3);
+	if (cd->maintenance != maintenance || cd->demotion != demotion)
+		abort();
+	/* the request's first word as the handler sees it: up to CR/LF, split on blanks */
+	char first[CONTROL_MAX_REQUEST + 1];
+	snprintf(first, sizeof(first), "%s", line);
+	first[strcspn(first, "\r\n")] = 0;
+	char *w = strtok(first, " \t");
+	if (w && !control_request_is_read_only(w) && !strcmp(ro, "ok\n"))
 		abort();
 	evbuffer_free(out);
 	/* keep the state bounded: no demotion overflow across millions of runs */

@@ -368,6 +368,85 @@ static void test_errors(void)
 	conf_free(c);
 }
 
+static void test_control_ro(void)
+{
+	struct conf *c = parse("control-ro \"/run/carpd.ro.sock\"\n");
+	CHECK(c && !strcmp(c->control_ro, "/run/carpd.ro.sock") && !c->control_ro_group[0] &&
+		      c->control_ro_line == 1,
+	      "control-ro PATH");
+	conf_free(c);
+	c = parse("# monitoring\ncontrol-ro \"/run/carpd.ro.sock\" group \"carpmon\"\n");
+	CHECK(c && !strcmp(c->control_ro, "/run/carpd.ro.sock") &&
+		      !strcmp(c->control_ro_group, "carpmon") && c->control_ro_line == 2,
+	      "control-ro PATH group NAME");
+	conf_free(c);
+	c = parse("control-ro /run/ro.sock group adm\n");
+	CHECK(c && !strcmp(c->control_ro, "/run/ro.sock") && !strcmp(c->control_ro_group, "adm"),
+	      "control-ro without quotes");
+	conf_free(c);
+	c = parse("control \"/run/a.sock\"\n");
+	CHECK(c && !c->control_ro[0] && !c->control_ro_group[0], "no control-ro by default");
+	conf_free(c);
+
+	expect_error("control-ro\n", 1, "control-ro: missing value (expected a quoted path)",
+		     "control-ro without path");
+	expect_error("\ncontrol-ro \"\"\n", 2, "control-ro: empty path", "control-ro empty");
+	expect_error("control-ro \"/run/ro.sock\" owner \"x\"\n", 1,
+		     "control-ro: unexpected \"owner\" after the path (expected group NAME)",
+		     "control-ro with a word other than group");
+	expect_error("control-ro \"/run/ro.sock\" group\n", 1,
+		     "control-ro: missing group name after \"group\"",
+		     "control-ro group without name");
+	expect_error("control-ro \"/run/ro.sock\" group \"a\" extra\n", 1,
+		     "control-ro: unexpected \"extra\" after the group name",
+		     "control-ro trailing garbage");
+	expect_error("control-ro \"/run/ro.sock\" group \"a:b\"\n", 1,
+		     "control-ro: invalid group name \"a:b\"", "control-ro bad group");
+	expect_error("control-ro \"/run/ro.sock\" group \"-x\"\n", 1,
+		     "control-ro: invalid group name \"-x\"", "control-ro group starting with -");
+	char longpath[300];
+	snprintf(longpath, sizeof(longpath), "control-ro \"/%0120d\"\n", 0);
+	expect_error(longpath, 1, "control-ro: path too long (at most 107 bytes)",
+		     "control-ro path too long");
+	expect_error("control-ro \"/run/a\"\ncontrol-ro \"/run/b\"\n", 2,
+		     "duplicate control-ro (already given at line 1)", "control-ro twice");
+	expect_error("control \"/run/x.sock\"\n\ncontrol-ro \"/run/x.sock\"\n", 3,
+		     "control-ro: \"/run/x.sock\" is already the control socket",
+		     "control-ro same as control");
+	expect_error("control-ro \"/run/carpd.sock\"\n", 1, "is already the control socket",
+		     "control-ro same as the default control socket");
+	expect_error("vhid 1 on lan0 {\n address 10.0.0.1\n control-ro \"/run/r\"\n}\n", 3,
+		     "control-ro is a global statement, not valid inside a vhid block",
+		     "control-ro inside a vhid block");
+
+	/* the group must exist: a system check, with the statement's line */
+	c = parse("control-ro \"/run/ro.sock\" group \"carpd-no-such-group\"\n"
+		  "vhid 1 on lo {\n address 10.0.0.1\n}\n");
+	if (CHECK(c != NULL, "unknown group parses (checked against the system later)")) {
+		snprintf(c->path, sizeof(c->path), NAME);
+		errs.count = 0;
+		CHECK(conf_check_system(c, &errs) == 1, "unknown group: one problem");
+		CHECK(has_err(1, "control-ro: group carpd-no-such-group does not exist"),
+		      "unknown group: FILE:LINE message");
+	}
+	conf_free(c);
+	c = parse("vhid 1 on carpd-nosuch0 {\n address 10.0.0.1\n}\n"
+		  "control-ro \"/run/ro.sock\" group \"carpd-no-such-group\"\n");
+	if (CHECK(c != NULL, "unknown group and interface parse")) {
+		snprintf(c->path, sizeof(c->path), NAME);
+		errs.count = 0;
+		CHECK(conf_check_system(c, &errs) == 2 && errs.count == 2 &&
+			      strstr(errs.msg[0], NAME ":1: interface") &&
+			      strstr(errs.msg[1], NAME ":4: control-ro: group"),
+		      "system problems come sorted by line");
+	}
+	conf_free(c);
+	c = parse("control-ro \"/run/ro.sock\" group \"root\"\n");
+	errs.count = 0;
+	CHECK(c && conf_check_system(c, &errs) == 0, "an existing group passes the system check");
+	conf_free(c);
+}
+
 static void test_many_errors(void)
 {
 	const char *text = "preempt perhaps\n"		 /* 1 */
@@ -581,6 +660,7 @@ int main(void)
 	test_contract_example();
 	test_defaults();
 	test_errors();
+	test_control_ro();
 	test_many_errors();
 	test_lexical();
 	test_passwords();

@@ -91,6 +91,33 @@ int main(void)
 	CHECK(starts(ask(&cd, big), "error: unknown request"), "oversized request");
 	CHECK(starts(ask(&cd, "status\r"), "ok\n"), "CR before LF tolerated");
 
+	/* the read-only socket: the allowlist, and nothing changes */
+	struct evbuffer *out = evbuffer_new();
+	const char *ro_ok[] = {"status", "status text", "status json", "metrics", "version"};
+	for (size_t i = 0; i < sizeof(ro_ok) / sizeof(ro_ok[0]); i++) {
+		evbuffer_drain(out, evbuffer_get_length(out));
+		control_handle_access(&cd, ro_ok[i], out, CONTROL_RO);
+		char head[4] = "";
+		evbuffer_copyout(out, head, 3);
+		CHECK(!strcmp(head, "ok\n"), ro_ok[i]);
+	}
+	int demotion = cd.demotion;
+	const char *ro_no[] = {"maintenance on", "demote 5", "state 1 master", "sync bulk",
+			       "frobnicate",	 "statusx",  "maintenance"};
+	for (size_t i = 0; i < sizeof(ro_no) / sizeof(ro_no[0]); i++) {
+		evbuffer_drain(out, evbuffer_get_length(out));
+		control_handle_access(&cd, ro_no[i], out, CONTROL_RO);
+		char got[80] = "";
+		evbuffer_copyout(out, got, sizeof(got) - 1);
+		char what[80];
+		snprintf(what, sizeof(what), "read-only socket refuses '%s'", ro_no[i]);
+		CHECK(!strcmp(got, "error: permission denied: read-only socket\n"), what);
+	}
+	evbuffer_free(out);
+	CHECK(!cd.maintenance && cd.demotion == demotion, "refused requests change nothing");
+	CHECK(control_request_is_read_only("status") && !control_request_is_read_only("demote"),
+	      "control_request_is_read_only");
+
 	conf_free(cd.conf);
 	event_base_free(cd.base);
 	rmdir(dir);
