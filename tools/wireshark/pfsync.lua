@@ -75,6 +75,8 @@ local TCPS_NAMES = {
 	[8] = "LAST_ACK", [9] = "FIN_WAIT_2", [10] = "TIME_WAIT", [11] = "PROXY_SRC",
 	[12] = "PROXY_DST",
 }
+-- PFUDPS_* and PFOTHERS_*: the peer states of UDP, ICMP and other protocols
+local OTHERS_NAMES = { [0] = "NO_TRAFFIC", [1] = "SINGLE", [2] = "MULTIPLE" }
 local PFSTATE_FLAGS = {
 	{ 0x0001, "ALLOWOPTS" }, { 0x0002, "SLOPPY" }, { 0x0004, "PFLOW" }, { 0x0008, "NOSYNC" },
 	{ 0x0010, "ACK" }, { 0x0020, "NODF" }, { 0x0040, "SETTOS" }, { 0x0080, "RANDOMID" },
@@ -348,7 +350,8 @@ local function dissect_peer(tree, pf, tvb, off, proto)
 	local state = tvb(off + 24, 1):uint()
 	local ws = tvb(off + 25, 1):uint()
 	local t = tree:add(pf.tree, tvb(off, 32))
-	local sname = proto == 6 and TCPS_NAMES[state] or tostring(state)
+	local names = proto == 6 and TCPS_NAMES or (proto ~= nil and proto ~= 132) and OTHERS_NAMES
+	local sname = names and names[state] or "state " .. tostring(state)
 	t:append_text(string.format(": %s, seq %u-%u, win %u", sname, tvb(off + 8, 4):uint(),
 		tvb(off + 12, 4):uint(), tvb(off + 20, 2):uint()))
 	t:add(pf.scrub_flags, tvb(off, 2))
@@ -361,7 +364,12 @@ local function dissect_peer(tree, pf, tvb, off, proto)
 	t:add(pf.max_win, tvb(off + 20, 2))
 	t:add(pf.mss, tvb(off + 22, 2))
 	local st = t:add(pf.state, tvb(off + 24, 1))
-	if TCPS_NAMES[state] then st:append_text(" (TCP " .. TCPS_NAMES[state] .. ")") end
+	if names and names[state] then
+		st:append_text(" (" .. names[state] .. ")")
+	elseif proto == nil and TCPS_NAMES[state] then
+		-- UPD_C does not say which protocol the state is for
+		st:append_text(" (" .. TCPS_NAMES[state] .. " if TCP)")
+	end
 	local w = t:add(pf.wscale, tvb(off + 25, 1))
 	w:append_text(string.format(" (%sshift %u)", ws >= 0x80 and "sent, " or "", ws % 16))
 	t:add(pf.pad, tvb(off + 26, 6))
