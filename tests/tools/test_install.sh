@@ -8,11 +8,20 @@ P=$(mktemp -d)
 trap 'rm -rf "$P"' EXIT
 cmake --install "$CARPD_BUILD" --prefix "$P" >/dev/null
 for f in sbin/carpd sbin/carpctl bin/carpdump share/man/man8/carpd.8 share/man/man8/carpctl.8 \
-	share/man/man5/carpd.conf.5 share/man/man1/carpdump.1 lib/systemd/system/carpd.service; do
+	share/man/man5/carpd.conf.5 share/man/man1/carpdump.1 lib/systemd/system/carpd.service \
+	share/carpd/wireshark/pfsync.lua; do
 	[ -s "$P/$f" ] || fail "$f missing or empty after install"
 done
 [ -x "$P/sbin/carpd" ] && [ -x "$P/sbin/carpctl" ] && [ -x "$P/bin/carpdump" ] || fail "binaries not executable"
 echo "ok - install layout"
+if command -v tshark >/dev/null; then
+	# the installed dissector loads and registers its protocol (HOME: no personal plugins)
+	out=$(HOME=$P XDG_CONFIG_HOME=$P tshark -G protocols -X lua_script:"$P/share/carpd/wireshark/pfsync.lua" \
+		2>&1) || fail "tshark cannot load the installed pfsync.lua: $out"
+	echo "$out" | awk -F'\t' '$3 == "pfsync" { found = 1 } END { exit !found }' ||
+		fail "the installed pfsync.lua does not register pfsync: $(echo "$out" | grep -i -e lua -e pfsync)"
+	echo "ok - the installed Wireshark dissector loads"
+fi
 if command -v mandoc >/dev/null; then
 	for m in "$P"/share/man/man*/*; do mandoc -T lint -W warning "$m" || fail "mandoc lint: $m"; done
 	echo "ok - man pages lint clean (mandoc)"
