@@ -8,6 +8,9 @@
 #
 # Exit status: 0 pass, 77 skipped (not root, no Open vSwitch, a tool missing), 1 fail.
 # Environment (set by ctest): CARPD CARPCTL CARPDUMP CARPD_SRC CARPD_BUILD.
+# CARPD_WRAP (optional, e.g. "valgrind --leak-check=full"): tools/carplab starts
+# carpd under this command line; a test whose carpd logs then hold a memcheck error
+# fails. Timing bounds (takeover, gaps) may not hold under valgrind.
 # shellcheck shell=bash
 set -euo pipefail
 
@@ -19,6 +22,7 @@ CARPCTL=${CARPCTL:-$CARPD_BUILD/carpctl}
 CARPDUMP=${CARPDUMP:-$CARPD_BUILD/carpdump}
 CARPLAB=$CARPD_SRC/tools/carplab
 export CARPD CARPCTL CARPDUMP
+export CARPD_WRAP=${CARPD_WRAP:-}
 export CARPLAB_RUN=${CARPLAB_RUN:-/run/carplab}
 RUN=$CARPLAB_RUN
 PREFIX=${CARPLAB_PREFIX:-carplab}
@@ -208,11 +212,36 @@ dump_diagnostics() {
 	fi
 }
 
+# wrapper_errors: what valgrind (CARPD_WRAP) reported in the carpd logs of this test
+# (carplab up starts them afresh); nothing when carpd ran unwrapped.
+wrapper_errors() {
+	[ -n "$CARPD_WRAP" ] || return 0
+	local log
+	for log in "$RUN"/fw1.log "$RUN"/fw2.log; do
+		[ -r "$log" ] || continue
+		# memcheck's error kinds; its warnings ("Warning: ...") do not count
+		if grep -qE '^==[0-9]+== +(Invalid (read|write|free)|Mismatched free|Conditional jump|Use of uninitialised|Syscall param|Source and destination overlap|[0-9,]+ bytes in [0-9,]+ blocks are definitely lost)' "$log"; then
+			echo "--- $log: valgrind"
+			grep -E '^==[0-9]+== ' "$log" | head -n 60
+		fi
+	done
+}
+
 e2e_cleanup() {
 	local rc=$?
 	trap - EXIT
 	if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then dump_diagnostics >&2 || true; fi
 	"$CARPLAB" down >/dev/null 2>&1 || true
+	# after the stop: a leak is reported when carpd exits
+	local werr
+	werr=$(wrapper_errors)
+	if [ -n "$werr" ]; then
+		echo "$werr" >&2
+		if [ "$rc" = 0 ]; then
+			echo "FAIL: $TEST_NAME: valgrind found errors in carpd (CARPD_WRAP)" >&2
+			rc=1
+		fi
+	fi
 	[ -n "$TMP" ] && rm -rf "$TMP"
 	exit "$rc"
 }

@@ -5,14 +5,17 @@
 # carpctl gives when the daemon is absent.
 set -euo pipefail
 : "${CARPD:?}" "${CARPCTL:?}"
+# CARPD_WRAP: a command line our binaries run under, split on blanks (ctest sets
+# it to valgrind when built with CARPD_VALGRIND=ON). Unset: they run directly.
+read -ra WRAP <<<"${CARPD_WRAP:-}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # Without a daemon: a one-line reason and exit 1, no root needed.
-out=$("$CARPCTL" -s /nonexistent/carpd.sock status 2>&1) && fail "status without daemon succeeded"
+out=$("${WRAP[@]}" "$CARPCTL" -s /nonexistent/carpd.sock status 2>&1) && fail "status without daemon succeeded"
 [[ "$out" == "carpctl: carpd is not running"* ]] || fail "unexpected message: $out"
-"$CARPCTL" -s /tmp/x.sock demote abc 2>/dev/null && fail "demote abc accepted"
-"$CARPCTL" -s /tmp/x.sock maintenance maybe 2>/dev/null && fail "maintenance maybe accepted"
-"$CARPCTL" -s /tmp/x.sock frobnicate 2>/dev/null && fail "unknown command accepted"
+"${WRAP[@]}" "$CARPCTL" -s /tmp/x.sock demote abc 2>/dev/null && fail "demote abc accepted"
+"${WRAP[@]}" "$CARPCTL" -s /tmp/x.sock maintenance maybe 2>/dev/null && fail "maintenance maybe accepted"
+"${WRAP[@]}" "$CARPCTL" -s /tmp/x.sock frobnicate 2>/dev/null && fail "unknown command accepted"
 echo "ok - carpctl errors without a daemon"
 
 [ "$(id -u)" = 0 ] || { echo "skipped: the rest needs root"; exit 77; }
@@ -58,13 +61,13 @@ vhid 7 on lan0 {
 }
 CONF
 start() {
-  ip netns exec "$NS" "$CARPD" -d -f "$DIR/carpd.conf" -s "$SOCK" 2>>"$DIR/log" &
+  ip netns exec "$NS" "${WRAP[@]}" "$CARPD" -d -f "$DIR/carpd.conf" -s "$SOCK" 2>>"$DIR/log" &
   PID=$!
-  for _ in $(seq 1 100); do [ -S "$SOCK" ] && "$CARPCTL" -s "$SOCK" version >/dev/null 2>&1 && return 0; sleep 0.05; done
+  for _ in $(seq 1 100); do [ -S "$SOCK" ] && "${WRAP[@]}" "$CARPCTL" -s "$SOCK" version >/dev/null 2>&1 && return 0; sleep 0.05; done
   fail "carpd did not start"
 }
 stop() { kill "$PID"; wait "$PID" || fail "carpd exit status $?"; PID=; }
-ctl() { ip netns exec "$NS" "$CARPCTL" -s "$SOCK" "$@"; }
+ctl() { ip netns exec "$NS" "${WRAP[@]}" "$CARPCTL" -s "$SOCK" "$@"; }
 
 start
 j=$(ctl status -j)

@@ -23,6 +23,9 @@ ok() { echo "ok - $*"; }
 [ "$(id -u)" = 0 ] || { echo "skipped: needs root"; exit 77; }
 : "${CARPD_BUILD:?}"
 PROBE=$CARPD_BUILD/tests/tools/ct_probe
+# CARPD_WRAP: a command line our binaries run under, split on blanks (ctest sets
+# it to valgrind when built with CARPD_VALGRIND=ON). Unset: they run directly.
+read -ra WRAP <<<"${CARPD_WRAP:-}"
 [ -x "$PROBE" ] || fail "$PROBE is not built"
 for t in conntrack nft python3 ping; do
   command -v "$t" >/dev/null || { echo "skipped: needs $t"; exit 77; }
@@ -137,7 +140,7 @@ else:
     s.sendto(b"\x21\x01\x64\x01" + b"\0" * 32, (dst, 0))
 EOF
 send() { ip netns exec "$CLI" python3 "$DIR/send.py" "$@"; }
-probe() { ip netns exec "$FW" "$PROBE" "$@"; }
+probe() { ip netns exec "$FW" "${WRAP[@]}" "$PROBE" "$@"; }
 ctl() { ip netns exec "$FW" conntrack "$@" 2>/dev/null; }
 count() { ip netns exec "$SRV" nft list counter inet t "$1" | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
 # wait (bounded) until a srv counter reaches 1
@@ -260,7 +263,7 @@ echo "$dump" | grep -q "proto=112 " && fail "dump reports protocol 112"
 ok "dump: IPv4 and IPv6, other protocols kept, 112 left out ($(echo "$dump" | tail -1))"
 
 # --- events ------------------------------------------------------------------------------------
-ip netns exec "$FW" "$PROBE" events 4 --ignore 192.0.2.0/24 \
+ip netns exec "$FW" "${WRAP[@]}" "$PROBE" events 4 --ignore 192.0.2.0/24 \
   --inject udp 198.51.100.50 42100 203.0.113.254 53 --snat 203.0.113.1 >"$DIR/ev" 2>&1 &
 BG=$!
 for _ in $(seq 50); do grep -q ready "$DIR/ev" && break; sleep 0.1; done
