@@ -215,10 +215,15 @@ dump_diagnostics() {
 # wrapper_errors: what valgrind (CARPD_WRAP) reported in the carpd logs of this test
 # (carplab up starts them afresh); nothing when carpd ran unwrapped.
 wrapper_errors() {
-	[ -n "$CARPD_WRAP" ] || return 0
 	local log
 	for log in "$RUN"/fw1.log "$RUN"/fw2.log; do
 		[ -r "$log" ] || continue
+		# a carpd built with CARPD_SANITIZE reports here too
+		if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
+			echo "--- $log: sanitizer"
+			grep -E -A30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log" | head -n 60
+		fi
+		[ -n "$CARPD_WRAP" ] || continue
 		# memcheck's error kinds; its warnings ("Warning: ...") do not count
 		if grep -qE '^==[0-9]+== +(Invalid (read|write|free)|Mismatched free|Conditional jump|Use of uninitialised|Syscall param|Source and destination overlap|[0-9,]+ bytes in [0-9,]+ blocks are definitely lost)' "$log"; then
 			echo "--- $log: valgrind"
@@ -238,7 +243,7 @@ e2e_cleanup() {
 	if [ -n "$werr" ]; then
 		echo "$werr" >&2
 		if [ "$rc" = 0 ]; then
-			echo "FAIL: $TEST_NAME: valgrind found errors in carpd (CARPD_WRAP)" >&2
+			echo "FAIL: $TEST_NAME: valgrind or a sanitizer found errors in carpd" >&2
 			rc=1
 		fi
 	fi
