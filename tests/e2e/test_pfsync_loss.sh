@@ -55,7 +55,7 @@ loss on
 traffic &
 TRAFFIC=$!
 # stop the traffic first; e2e_cleanup reads the exit status from $?
-trap 'rc=$?; kill $TRAFFIC 2>/dev/null; wait $TRAFFIC 2>/dev/null; (exit $rc); e2e_cleanup' EXIT
+trap 'rc=$?; set +e; kill $TRAFFIC 2>/dev/null; wait $TRAFFIC 2>/dev/null; (exit $rc); e2e_cleanup' EXIT
 sleep 6
 have1=$(json fw1 .pfsync.states_local)
 have2=$(json fw2 .pfsync.states_learned)
