@@ -97,11 +97,13 @@ static void md_timers_stop(struct vhid *vh)
 	evtimer_del(vh->md_timer6);
 }
 
-/* master down = 3 x advbase + own raw advskew / 256 (demotion not included). */
+/* master down = 3 x advbase + own raw advskew / 256 (demotion not included).
+ * Fast mode (advbase 0, OpenBSD's semantics): with advskew 0 too, 3/256 s. */
 static void md_timer_start(struct vhid *vh, int family)
 {
 	struct timeval tv;
-	tv_interval(&tv, 3u * vh->cfg.advbase, vhid_raw_skew(vh));
+	unsigned skew = vhid_raw_skew(vh);
+	tv_interval(&tv, 3u * vh->cfg.advbase, vh->cfg.advbase == 0 && skew == 0 ? 3 : skew);
 	if (family == AF_INET && vh->has_v4)
 		evtimer_add(vh->md_timer4, &tv);
 	if (family == AF_INET6 && vh->has_v6)
@@ -111,7 +113,8 @@ static void md_timer_start(struct vhid *vh, int family)
 static void ad_timer_schedule(struct vhid *vh, unsigned skew)
 {
 	struct timeval tv;
-	tv_interval(&tv, vh->cfg.advbase, skew);
+	/* advbase 0 and skew 0: OpenBSD sends every 1/256 s rather than in a loop */
+	tv_interval(&tv, vh->cfg.advbase, vh->cfg.advbase == 0 && skew == 0 ? 1 : skew);
 	evtimer_add(vh->ad_timer, &tv);
 }
 
@@ -210,8 +213,19 @@ struct vhid *vhid_create(struct carpd *cd, const struct conf_vhid *cfg)
 	return vh;
 }
 
+static void warn_fast_mode(const struct vhid *vh)
+{
+	if (vh->cfg.advbase == 0)
+		log_warn("carp: %u@%s: advbase 0 is fast mode (OpenBSD's semantics: an "
+			 "advertisement every advskew/256 s, master down after advskew/256 s): for "
+			 "clusters of carpd nodes only, FreeBSD and pfSense peers cannot be "
+			 "configured this way",
+			 vh->cfg.vhid, vh->cfg.ifname);
+}
+
 void vhid_start(struct vhid *vh)
 {
+	warn_fast_mode(vh);
 	if (vip_create(vh) < 0)
 		log_warn("vhid %u@%s: cannot create the virtual MAC interface; the vhid stays INIT",
 			 vh->cfg.vhid, vh->cfg.ifname);
@@ -257,6 +271,8 @@ void vhid_update(struct vhid *vh, const struct conf_vhid *cfg)
 		vh->cif->uses_v6 = true;
 	log_info("carp: %u@%s: configuration changed (advbase %u advskew %u, %zu addresses)",
 		 vh->cfg.vhid, vh->cfg.ifname, vh->cfg.advbase, vh->cfg.advskew, vh->cfg.naddrs);
+	if (old.advbase != 0)
+		warn_fast_mode(vh);
 	switch (vh->state) {
 	case CARP_STATE_MASTER:
 		vip_sync_addrs(vh, &old);

@@ -970,7 +970,8 @@ static void vhid_stmt(struct parser *p, const struct stmt *st, enum kw kw, struc
 		address_stmt(p, st, v, m);
 		break;
 	case KW_ADVBASE:
-		if (num_in_range(p, st, 1, 255, &n))
+		/* 0 is fast mode (carpd and OpenBSD only; carpd warns at start) */
+		if (num_in_range(p, st, 0, 255, &n))
 			v->advbase = (uint8_t)n;
 		break;
 	case KW_ADVSKEW:

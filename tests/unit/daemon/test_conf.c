@@ -151,6 +151,11 @@ static void test_defaults(void)
 	      "vhid 7 on eth0.10");
 	const struct conf_vhid *v = &c->vhids[0];
 	CHECK(v->advbase == 1 && v->advskew == 0, "default advbase 1, advskew 0");
+	{
+		struct conf *fast = parse("vhid 1 on a {\n address 192.0.2.1/32\n advbase 0\n}\n");
+		CHECK(fast && fast->vhids[0].advbase == 0, "advbase 0 (fast mode) is accepted");
+		conf_free(fast);
+	}
 	CHECK(!v->has_password && !memcmp(v->key, zero, sizeof(zero)), "default: no key");
 	CHECK(!v->has_peer && !v->has_peer6, "default: multicast");
 	CHECK(is_addr(&v->addrs[0], AF_INET, "10.0.0.1", 32), "IPv4 without prefix is /32");
@@ -215,10 +220,8 @@ static void test_errors(void)
 		     "global statement in block");
 
 	/* ranges */
-	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n advbase 0\n}\n", v1);
-	expect_error(buf, 3, "advbase 0 out of range 1..255", "advbase 0");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n advbase 256\n}\n", v1);
-	expect_error(buf, 3, "advbase 256 out of range 1..255", "advbase 256");
+	expect_error(buf, 3, "advbase 256 out of range 0..255", "advbase 256");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n advskew 255\n}\n", v1);
 	expect_error(buf, 3, "advskew 255 out of range 0..254", "advskew 255");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n advskew 99999999999999999999999\n}\n",
@@ -572,11 +575,11 @@ static void test_file(void)
 		return;
 	FILE *f = fdopen(fd, "w");
 	fputs(contract_example, f);
-	fputs("vhid 2 on lan0 {\n advbase 0\n}\n", f);
+	fputs("vhid 2 on lan0 {\n advbase 300\n}\n", f);
 	fclose(f);
 	c = conf_parse_file(path, &errs);
 	char want[64];
-	snprintf(want, sizeof(want), "%s:21: advbase 0 out of range", path);
+	snprintf(want, sizeof(want), "%s:21: advbase 300 out of range", path);
 	CHECK(c == NULL && errs.count == 2 && !strncmp(errs.msg[1], want, strlen(want)),
 	      "file: messages carry the file name and line");
 	snprintf(want, sizeof(want), "%s:20: vhid 2 on lan0 has no address", path);
