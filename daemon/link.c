@@ -55,12 +55,29 @@ static void refresh_sources(struct carpd *cd, struct carp_if *cif)
 		log_debug("carp: %s: advertisement sources updated", cif->name);
 }
 
+/* The link object of an interface. Not rtnl_link_get_by_name(): the cache also
+ * holds per-family objects of the same name (AF_INET6 RTM_NEWLINK messages from
+ * IPv6 address configuration, AF_BRIDGE ones) whose flags are not kept current,
+ * and the lookup may return one of those: after the first up/down of a link, its
+ * carrier changes went unseen. Only the AF_UNSPEC object is the link itself. */
+static struct rtnl_link *find_link(struct nl_cache *cache, const char *name)
+{
+	for (struct nl_object *obj = nl_cache_get_first(cache); obj; obj = nl_cache_get_next(obj)) {
+		struct rtnl_link *l = (struct rtnl_link *)obj;
+		const char *n = rtnl_link_get_name(l);
+		if (n && !strcmp(n, name) && rtnl_link_get_family(l) == AF_UNSPEC) {
+			nl_object_get(obj);
+			return l;
+		}
+	}
+	return NULL;
+}
+
 void link_refresh_if(struct carpd *cd, struct carp_if *cif)
 {
 	bool was_up = cif->link_up;
 	int old_index = cif->ifindex;
-	struct rtnl_link *link =
-		cd->link_cache ? rtnl_link_get_by_name(cd->link_cache, cif->name) : NULL;
+	struct rtnl_link *link = cd->link_cache ? find_link(cd->link_cache, cif->name) : NULL;
 	if (!link) {
 		cif->seen = false;
 		cif->link_up = false;
