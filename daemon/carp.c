@@ -333,9 +333,54 @@ static int adv_cmp(unsigned base_a, unsigned skew_a, unsigned base_b, unsigned s
 	return 0;
 }
 
+/* The new MASTER of a vhid we bowed out of has spoken: once all have, stop. */
+static void handover_heard(struct vhid *vh, const struct carp_adv *adv)
+{
+	struct carpd *cd = vh->carpd;
+	if (!vh->handover_pending || adv->advbase == CARP_BOWOUT_ADVBASE)
+		return;
+	vh->handover_pending = false;
+	log_info("carp: %u@%s: the new MASTER is advertising: handover done", vh->cfg.vhid,
+		 vh->cfg.ifname);
+	for (size_t i = 0; i < cd->nvhids; i++)
+		if (cd->vhids[i]->handover_pending)
+			return;
+	/* 50 ms more: what was already on its way to us (the switch has just
+	 * relearned the virtual MAC) is still forwarded */
+	struct timeval tv = {0, 50000};
+	if (cd->handover_ev) {
+		evtimer_del(cd->handover_ev);
+		evtimer_add(cd->handover_ev, &tv);
+	}
+}
+
+size_t carpd_begin_handover(struct carpd *cd)
+{
+	size_t n = 0;
+	cd->handing_over = true;
+	for (size_t i = 0; i < cd->nvhids; i++) {
+		struct vhid *vh = cd->vhids[i];
+		if (vh->state != CARP_STATE_MASTER)
+			continue;
+		/* no regular advertisement from now on: the bow-out is our last word */
+		evtimer_del(vh->ad_timer);
+		carp_send_ad(vh, true);
+		/* a MASTER never hears its (silent) backups, so it cannot know whether
+		 * one is there: wait for each, up to the deadline */
+		vh->handover_pending = true;
+		n++;
+	}
+	return n;
+}
+
 void vhid_input(struct vhid *vh, int family, const struct carp_adv *adv, const char *src)
 {
 	struct carpd *cd = vh->carpd;
+	if (cd->handing_over) {
+		/* stopping: no more elections; just learn that the peer took over */
+		handover_heard(vh, adv);
+		return;
+	}
 	/* FreeBSD stores the peer's counter in every state and continues from it */
 	vh->counter = adv->counter;
 	vh->init_counter = false;

@@ -88,6 +88,7 @@ struct vhid {
 	char peer_addr[INET6_ADDRSTRLEN];
 	struct timespec peer_last_heard; /* CLOCK_MONOTONIC */
 	uint8_t peer_advbase, peer_advskew;
+	bool handover_pending; /* planned stop: bowed out, waiting for the new MASTER */
 	struct carp_counters counters;
 	/* log rate limiting for bad packets: one line per interval per reason */
 	time_t badlog_last;
@@ -116,6 +117,8 @@ struct carpd {
 	int link_demotion; /* automatic part: 240 per vhid whose parent is down */
 	bool maintenance;  /* pfSense persistent maintenance mode: advskew 254 */
 	bool stopping;
+	bool handing_over;	   /* planned stop: MASTERs bowed out, addresses kept */
+	struct event *handover_ev; /* fires when every new MASTER spoke, or at the deadline */
 	/* sockets */
 	int pkt_fd;  /* AF_PACKET: multicast adverts, GARP, NA with the virtual MAC */
 	int uni4_fd; /* raw IPv4 (IP_HDRINCL) for unicast peers */
@@ -152,6 +155,11 @@ int carpd_total_demotion(const struct carpd *cd);
 void carpd_demotion_changed(struct carpd *cd);
 void carpd_set_maintenance(struct carpd *cd, bool on);
 void carpd_adjust_demotion(struct carpd *cd, int delta);
+/* Planned stop, first step: every MASTER bows out but keeps its addresses and
+ * virtual MAC until the new MASTER's first advertisement is heard (so nothing is
+ * lost in between), then cd->handover_ev fires. Returns how many vhids it waits
+ * for (0: nothing to hand over, stop at once). */
+size_t carpd_begin_handover(struct carpd *cd);
 
 /* ---- carp_io.c: sockets ----------------------------------------------------- */
 int carp_io_init(struct carpd *cd);

@@ -173,6 +173,21 @@ static void shutdown_all(struct carpd *cd, bool planned)
 		if_restore_sysctls(cif);
 }
 
+/* Planned stop, second step: the new MASTERs spoke (or a second passed). */
+static void handover_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct carpd *cd = arg;
+	size_t left = 0;
+	for (size_t i = 0; i < cd->nvhids; i++)
+		left += cd->vhids[i]->handover_pending;
+	if (left)
+		log_warn("handover: %zu vhid(s) heard no new MASTER within 0.5 s (no backup?); "
+			 "stopping anyway",
+			 left);
+	shutdown_all(cd, false); /* the bow-outs went out already */
+	event_base_loopexit(cd->base, NULL);
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct carpd *cd = arg;
@@ -184,8 +199,25 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		hooks_reap(cd);
 		break;
 	default:
-		log_info("signal %d: stopping (a MASTER hands over first)", (int)sig);
-		sd_notify(0, "STOPPING=1");
+		if (!cd->handing_over && !cd->stopping) {
+			sd_notify(0, "STOPPING=1");
+			/* replicated state first, then the addresses */
+			pfsyncd_flush(cd);
+			size_t n = carpd_begin_handover(cd);
+			if (n > 0) {
+				/* keep forwarding until the new MASTERs speak (a backup takes
+				 * over at once on a bow-out); at most 0.5 s, the whole delay
+				 * when there is no backup */
+				struct timeval tv = {0, 500000};
+				log_info("signal %d: stopping; %zu vhid(s) handed over, addresses "
+					 "kept "
+					 "until the new MASTER advertises",
+					 (int)sig, n);
+				evtimer_add(cd->handover_ev, &tv);
+				break;
+			}
+		}
+		log_info("signal %d: stopping", (int)sig);
 		shutdown_all(cd, true);
 		event_base_loopexit(cd->base, NULL);
 		break;
@@ -280,6 +312,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < cd.nvhids; i++)
 		vhid_start(cd.vhids[i]);
 
+	cd.handover_ev = evtimer_new(cd.base, handover_done_cb, &cd);
 	cd.sig_term = evsignal_new(cd.base, SIGTERM, signal_cb, &cd);
 	cd.sig_int = evsignal_new(cd.base, SIGINT, signal_cb, &cd);
 	cd.sig_hup = evsignal_new(cd.base, SIGHUP, signal_cb, &cd);
@@ -318,6 +351,8 @@ int main(int argc, char **argv)
 	event_free(cd.sig_term);
 	event_free(cd.sig_int);
 	event_free(cd.sig_hup);
+	if (cd.handover_ev)
+		event_free(cd.handover_ev);
 	event_free(cd.sig_chld);
 	if (cd.watchdog)
 		event_free(cd.watchdog);

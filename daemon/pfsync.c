@@ -821,6 +821,17 @@ static void bulk_timer_cb(evutil_socket_t fd, short what, void *arg)
 	send_bulk_request(ps);
 }
 
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+
+void pfsyncd_flush(struct carpd *cd)
+{
+	struct pfsyncd *ps = cd->pfsync;
+	if (!ps)
+		return;
+	evtimer_del(ps->flush_ev);
+	flush_cb(-1, 0, ps);
+}
+
 int pfsyncd_request_bulk(struct carpd *cd)
 {
 	struct pfsyncd *ps = cd->pfsync;

@@ -33,6 +33,9 @@ int pfsyncd_start(struct carpd *cd);
 void pfsyncd_stop(struct carpd *cd);
 /* carpctl sync bulk: ask the peers for their whole table again */
 int pfsyncd_request_bulk(struct carpd *cd);
+/* send what is queued now (planned stop: the peers get every state before the
+ * addresses move) */
+void pfsyncd_flush(struct carpd *cd);
 /* "pfsync": {...} of status -j (CONTRACT §4), the text block and metrics */
 void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out);
 void pfsyncd_status_text(const struct carpd *cd, struct evbuffer *out);

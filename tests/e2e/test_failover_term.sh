@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119 # e2e_init and start_pair take options, not the script's arguments
 # e2e: a planned stop. The master fw1 gets SIGTERM while the client pings the WAN
-# host every 10 ms: carpd bows out (the backup takes over at once) and removes its
-# addresses, so the longest gap stays within 100 ms.
+# host every 10 ms: carpd pushes its pending pfsync updates, bows out (the backup
+# takes over at once), keeps forwarding until the new MASTER advertises (+50 ms for
+# what is in flight), then removes its addresses: the longest gap stays within
+# 50 ms (issue 7's target; usually nothing is lost at all).
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -21,9 +23,10 @@ dt=$(elapsed "$t0")
 wait "$pp" || true
 read -r sent rcvd lost gap dups silence < <(ping_gap_ms "$TMP/ping.txt" 10)
 echo "SIGTERM of the master: fw2 MASTER after $dt s; ping every 10 ms: $sent sent, $rcvd received, $lost lost, $dups duplicates"
-echo "longest gap $gap ms by sequence numbers (bound 100 ms); longest time without a reply $silence ms"
+echo "longest gap $gap ms by sequence numbers (bound 50 ms); longest time without a reply $silence ms"
 [ "$sent" -ge 300 ] || fail "ping sent only $sent packets: $(tail -n 3 "$TMP/ping.txt")"
-[ "$gap" -le 100 ] || fail "longest gap $gap ms > 100 ms"
+[ "$gap" -le 50 ] || fail "longest gap $gap ms > 50 ms"
+grep -q "handover done" "$RUN/fw1.log" || fail "fw1 did not wait for the new MASTER: $(grep -m3 'signal\|handover' "$RUN/fw1.log")"
 ok "planned stop: longest gap $gap ms"
 
 [ -z "$(vip_nodes 198.51.100.1 | grep -w fw1 || true)" ] || fail "fw1 kept 198.51.100.1 after SIGTERM"
