@@ -228,10 +228,12 @@ e2e_init() {
 	[ -x "$CARPD" ] || fail "carpd not built: $CARPD"
 	[ -x "$CARPCTL" ] || fail "carpctl not built: $CARPCTL"
 	[ -x "$CARPLAB" ] || fail "$CARPLAB missing"
-	# One lab per machine: the names are fixed, so tests from other checkouts (or a
-	# benchmark) wait here for the one that holds the lab, at most 20 minutes.
-	exec 9>/run/carplab.lock
-	flock -w 1200 9 || fail "the lab is busy (/run/carplab.lock held for 20 minutes)"
+	# One lab per set of names: tests from other checkouts (or a benchmark) using
+	# the same lab wait here for the one that holds it, at most 20 minutes. A
+	# second lab can run beside it with other names (CARPLAB_PREFIX, CARPLAB_RUN,
+	# CARPLAB_*_BR: see tools/carplab).
+	exec 9>"$RUN.lock"
+	flock -w 1200 9 || fail "the lab is busy ($RUN.lock held for 20 minutes)"
 	TMP=$(mktemp -d /tmp/carpd-e2e.XXXXXX)
 	trap e2e_cleanup EXIT
 	trap 'exit 1' INT TERM
