@@ -160,7 +160,15 @@ for _ in $(seq 1 20); do
 	sleep 0.5
 done
 echo "state tables: fw1 $j1, fw2 $j2"
-[ -n "$agree" ] || fail "the state tables disagree 13 s after the traffic stopped: fw1 $j1, fw2 $j2"
+if [ -z "$agree" ]; then
+	for n in fw1 fw2; do
+		echo "$n: kernel holds $(nsx "$n" conntrack -L -s 198.51.100.50 2>/dev/null | grep -c . || true) client connections; pfsync $(json "$n" '.pfsync.counters | {del_in, del_out, updc_out, upd_in, badstate, stale, collisions, own_creator}' | jq -c .)"
+	done
+	nsx fw1 conntrack -L -s 198.51.100.50 2>/dev/null | head -n 3
+	# FAILED once in a 300 s run (fw1 kept 297 learned states that fw2, their
+	# creator, no longer had; 120 s runs passed): see the fault tests' report.
+	fail "BUG? the state tables disagree 13 s after the traffic stopped: fw1 $j1, fw2 $j2"
+fi
 ok "state tables agree: each node's own states are the other's learned ones"
 errs=$(for n in fw1 fw2; do json "$n" '.pfsync.counters | [.badlen, .badval, .inject_errors] | add'; done | awk '{ s += $1 } END { print s + 0 }')
 [ "$errs" = 0 ] || fail "pfsync errors during the soak: fw1 $(json fw1 .pfsync.counters), fw2 $(json fw2 .pfsync.counters)"
