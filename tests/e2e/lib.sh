@@ -60,7 +60,9 @@ require_ovs() {
 	"$CARPLAB" ovs-start || fail "Open vSwitch is installed but does not start"
 }
 
-lab() { "$CARPLAB" "$@"; }
+# (fd 9, the lab lock, is closed for carplab: a carpd that outlived its test must
+# not keep the lock, or every later test waits its 20 minutes)
+lab() { "$CARPLAB" "$@" 9>&-; }
 nsx() { # nsx NODE COMMAND...: run in the node's namespace
 	local node=$1
 	shift
@@ -361,4 +363,47 @@ restore_fw1() {
 	[ "$(vip_nodes 198.51.100.1)" = fw1 ] || fail "after preemption 198.51.100.1 is on '$(vip_nodes 198.51.100.1)'"
 	wait_ping client "$dest" 5 || fail "client cannot reach $dest after fw1 came back"
 	ok "fw1 preempted back; traffic flows"
+}
+
+# ---------------------------------------------------------------------------
+# Helpers for the fault tests (flap, random kill, backup restart, flood, soak).
+
+transitions() { # transitions NODE: counters.transitions summed over the node's vhids
+	json "$1" '[.vhids[].counters.transitions] | add'
+}
+carpd_alive() { # carpd_alive PID: the process exists and is not a zombie
+	local st
+	st=$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+cpu_ticks() { # cpu_ticks PID: utime + stime in clock ticks
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+# vmac_ifaces NODE: "name state addresses" of every interface with a virtual MAC
+vmac_ifaces() {
+	nsx "$1" ip -o link show | awk '/link\/ether 00:00:5e:00:01:/ { n = $2; sub(/:$/, "", n); sub(/@.*/, "", n); print n }' |
+		while read -r i; do
+			echo "$i $(nsx "$1" cat "/sys/class/net/$i/operstate") $(nsx "$1" ip -o addr show dev "$i" | awk '{ printf "%s ", $4 }')"
+		done
+}
+# check_node_clean NODE: what a running carpd leaves in the kernel matches its state:
+# per vhid exactly one virtual MAC interface vhV.PARENT; the VIP on it (and up) when
+# MASTER, no VIP anywhere on the node otherwise; no other virtual MAC interface.
+check_node_clean() {
+	local node=$1 v st ifc n list vip
+	list=$(vmac_ifaces "$node")
+	n=$(grep -c . <<<"$list" || true)
+	[ "$n" = 2 ] || fail "$node has $n virtual MAC interfaces, want 2: $(tr '\n' ';' <<<"$list")"
+	for v in 1 2; do
+		st=$(state_of "$node" "$v")
+		if [ "$v" = 1 ]; then ifc=vh1.lan0 vip=198.51.100.1; else ifc=vh2.wan0 vip=203.0.113.1; fi
+		grep -q "^$ifc " <<<"$list" || fail "$node has no $ifc: $(tr '\n' ';' <<<"$list")"
+		if [ "$st" = MASTER ]; then
+			[ "$(iface_of "$node" "$vip")" = "$ifc" ] || fail "$node is MASTER for vhid $v but $vip is on '$(iface_of "$node" "$vip")'"
+		else
+			[ -z "$(iface_of "$node" "$vip")" ] || fail "$node is $st for vhid $v but holds $vip on $(iface_of "$node" "$vip")"
+		fi
+	done
 }
