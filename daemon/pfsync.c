@@ -134,6 +134,7 @@ struct pfsyncd {
 	int bulk_tries;
 	time_t bulk_sent_at;
 	bool demoted;
+	bool dumped; /* the kernel's table was read once (after our bulk update) */
 	/* defer mode: packets held until INS_ACK or DEFER_MS */
 	struct defer *defer;
 	struct held {
@@ -795,6 +796,15 @@ static void bulk_done(struct pfsyncd *ps, const char *why)
 	ps->bulk = BULK_DONE;
 	set_demoted(ps, false);
 	log_info("pfsync: %s", why);
+	if (!ps->dumped) {
+		/* Only now read what the kernel already holds: connections the peers
+		 * told us about in the bulk update keep their creator's ids (after a
+		 * restart, the ones we created before it too); the rest are ours. */
+		ps->dumped = true;
+		struct timeval now = {0, 0};
+		evtimer_del(ps->refresh_ev);
+		evtimer_add(ps->refresh_ev, &now);
+	}
 }
 
 static void send_bulk_request(struct pfsyncd *ps)
@@ -1648,8 +1658,7 @@ int pfsyncd_start(struct carpd *cd)
 			log_err("pfsync: defer mode is configured but unavailable (see above): new "
 				"connections are not held for the peer");
 	}
-	struct timeval now = {0, 0};
-	evtimer_add(ps->refresh_ev, &now); /* the first dump announces what exists */
+	/* the first dump (what exists) waits for the bulk update: see bulk_done() */
 	log_info("pfsync: on %s, version %u, creatorid 0x%08x, %s", ps->cfg.ifname, ps->cfg.version,
 		 ps->creatorid, ps->cfg.has_syncpeer ? "unicast" : "multicast");
 	pfsyncd_request_bulk(cd);
