@@ -41,9 +41,10 @@ FIGURES = {
         ("bulk_100000_s", "s", "100 000 states: start -> bulk done"),
     ]),
     "footprint": ("memory", [
-        ("rss_idle_kib", "KiB", "VmRSS idle, 2 vhids (all processes)"),
-        ("rss_states_kib", "KiB", "VmRSS with 10 000 learned states"),
-        ("bytes_per_state", "B", "(with - idle) / 10 000"),
+        ("rss_idle_kib", "KiB", "VmRSS of the backup idle, 2 vhids (all its processes)"),
+        ("rss_anon_idle_kib", "KiB", "of which RssAnon (not shared library pages)"),
+        ("rss_states_kib", "KiB", "backup's VmRSS holding the --flows states"),
+        ("bytes_per_state", "B", "RSS growth of both nodes / states"),
     ]),
 }
 # carpd's targets (issue 7): metric -> (test on the value, text). Checked on the max
