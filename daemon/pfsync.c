@@ -95,6 +95,11 @@ struct rflow {
 	struct rstate *first, *second;
 	bool dirty;
 	struct rflow *dnext;
+	/* index of half-known translations: a first state that translates and waits
+	 * for the state continuing it (DNAT), keyed by its translated tuple */
+	UT_hash_handle hh_post;
+	struct fkey post_key;
+	bool post_indexed;
 	/* traffic went through our copy since the peer last updated it (we are, or
 	 * were, the one forwarding it): we announce its changes and its end under
 	 * the creator's ids, as pf does for states it imported */
@@ -120,6 +125,7 @@ struct pfsyncd {
 	struct lflow *lflows;
 	struct rstate *rstates;
 	struct rflow *rflows;
+	struct rflow *rposts; /* by post_key, see struct rflow */
 	struct lflow *qhead;
 	struct rflow *rqhead; /* learned connections to announce */
 	struct lid *lids;
@@ -475,8 +481,27 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 				*pp = rf->qnext;
 				break;
 			}
+	if (rf->post_indexed)
+		HASH_DELETE(hh_post, ps->rposts, rf);
 	HASH_DEL(ps->rflows, rf);
 	free(rf);
+}
+
+static void rflow_reindex_post(struct pfsyncd *ps, struct rflow *rf)
+{
+	if (rf->post_indexed) {
+		HASH_DELETE(hh_post, ps->rposts, rf);
+		rf->post_indexed = false;
+	}
+	if (rf->second || !rf->first)
+		return;
+	struct flow_tuple fo, fp;
+	pf_orig_candidate(&rf->first->v, &fo, &fp);
+	if (tuple_eq(&fo, &fp))
+		return;
+	fkey_tuple(rf->first->v.af, rf->first->v.proto, &fp, &rf->post_key);
+	HASH_ADD(hh_post, ps->rposts, post_key, sizeof(rf->post_key), rf);
+	rf->post_indexed = true;
 }
 
 static void rstate_free(struct pfsyncd *ps, struct rstate *rs)
@@ -589,6 +614,7 @@ static struct rflow *rflow_new(struct pfsyncd *ps, const struct fkey *k, struct 
 	rf->first = first;
 	first->rf = rf;
 	HASH_ADD(hh, ps->rflows, key, sizeof(*k), rf);
+	rflow_reindex_post(ps, rf);
 	return rf;
 }
 
@@ -630,32 +656,36 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 			rflow_unlink(ps, rf, false);
 			rf = rflow_new(ps, &k, rs);
 		}
-		if (rf)
+		if (rf) {
+			rflow_reindex_post(ps, rf);
 			rflow_mark(ps, rf);
+		}
 		return;
 	}
-	/* DNAT: this state continues one whose translated tuple is our ORIG, or one we
-	 * already have continues this one */
-	struct rflow *it, *tmp;
-	HASH_ITER(hh, ps->rflows, it, tmp)
-	{
-		struct flow_tuple fo, fp;
-		if (it->second || it->first->v.af != rs->v.af || it->first->v.proto != rs->v.proto)
-			continue;
-		pf_orig_candidate(&it->first->v, &fo, &fp);
-		if (tuple_eq(&fp, &orig) && !tuple_eq(&fo, &fp)) {
-			it->second = rs;
-			rs->rf = it;
-			rflow_mark(ps, it);
-			return;
-		}
-		if (tuple_eq(&post, &fo) && !tuple_eq(&orig, &post)) {
+	/* DNAT: this state continues one whose translated tuple is our ORIG (an
+	 * index lookup, not a scan: a bulk update brings states by the thousand) */
+	struct rflow *it;
+	HASH_FIND(hh_post, ps->rposts, &k, sizeof(k), it);
+	if (it && !it->second) {
+		it->second = rs;
+		rs->rf = it;
+		rflow_reindex_post(ps, it);
+		rflow_mark(ps, it);
+		return;
+	}
+	/* or one we already have continues this one: its ORIG is our translation */
+	if (!tuple_eq(&orig, &post)) {
+		struct fkey pk;
+		fkey_tuple(rs->v.af, rs->v.proto, &post, &pk);
+		HASH_FIND(hh, ps->rflows, &pk, sizeof(pk), it);
+		if (it && !it->second) {
 			HASH_DEL(ps->rflows, it);
 			it->second = it->first;
 			it->first = rs;
 			rs->rf = it;
 			it->key = k;
 			HASH_ADD(hh, ps->rflows, key, sizeof(k), it);
+			rflow_reindex_post(ps, it);
 			rflow_mark(ps, it);
 			return;
 		}
@@ -1676,6 +1706,7 @@ void pfsyncd_stop(struct carpd *cd)
 		HASH_DEL(ps->lflows, lf);
 		free(lf);
 	}
+	HASH_CLEAR(hh_post, ps->rposts); /* the index only; the rflows go next */
 	struct rflow *rf, *rtmp;
 	HASH_ITER(hh, ps->rflows, rf, rtmp)
 	{

@@ -47,6 +47,20 @@ learned=$(json fw2 .pfsync.states_learned)
 [ "$learned" -ge "$N" ] || fail "fw2 learned $learned of $N flows live: $(json fw2 .pfsync)"
 ok "fw2 learned all $N flows as they were created ($(elapsed "$t0") s after the first)"
 
+# a port forward (DNAT) too: the WAN host to the WAN VIP, port 8053, forwarded to
+# the client's port 5353; fw2 must hold it with the translation
+for fw in fw1 fw2; do
+	nsx "$fw" nft add table ip pfw
+	nsx "$fw" nft 'add chain ip pfw pre { type nat hook prerouting priority dstnat; }'
+	nsx "$fw" nft add rule ip pfw pre udp dport 8053 dnat to 198.51.100.50:5353
+done
+nsx wan python3 -c "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 41234)); s.sendto(b'x', ('203.0.113.1', 8053))"
+dnat_on() { nsx "$1" conntrack -L -p udp --dport 8053 2>/dev/null | grep "src=203.0.113.254 dst=203.0.113.1 sport=41234" | grep -q "src=198.51.100.50 dst=203.0.113.254 sport=5353"; }
+for i in $(seq 1 30); do dnat_on fw2 && break; sleep 0.1; done
+dnat_on fw1 || fail "fw1 has no DNAT entry: $(nsx fw1 conntrack -L -p udp --dport 8053 2>&1)"
+dnat_on fw2 || fail "fw2 did not learn the DNAT connection: $(nsx fw2 conntrack -L -p udp --dport 8053 2>&1)"
+ok "fw2 learned the port-forwarded (DNAT) connection with its translation"
+
 # fw2 restarts empty
 lab stop fw2 >/dev/null
 nsx fw2 conntrack -F >/dev/null 2>&1 || true
@@ -78,5 +92,7 @@ ok "fw2 restarted empty, learned all $N flows and only then lifted its demotion:
 inkernel=$(nsx fw2 conntrack -L -p udp -s 198.51.100.50 2>/dev/null | grep -c "sport=40000 dport=" || true)
 [ "$inkernel" -ge "$N" ] || fail "fw2's kernel holds $inkernel of the $N flows after the bulk update"
 ok "fw2's conntrack holds all $N flows, with their SNAT: $(nsx fw2 conntrack -L -p udp -s 198.51.100.50 2>/dev/null | grep -m1 'dport=20000 ')"
+dnat_on fw2 || fail "fw2's bulk update did not bring the DNAT connection back"
+ok "the DNAT connection came back with the bulk update"
 errs=$(json fw2 '.pfsync.counters | [.badlen, .badval, .inject_errors] | add')
 [ "$errs" = 0 ] || fail "errors during the bulk update: $(json fw2 .pfsync.counters)"
