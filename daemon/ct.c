@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/netlink.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -796,6 +797,22 @@ static int ev_open(struct ct *ct)
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -1;
 	ct_set_rcvbuf(ct, CT_RCVBUF);
+	/* The events our own writes cause (a bulk update is thousands) are dropped
+	 * in the kernel, before they can fill the socket: a classic BPF filter on
+	 * the netlink header's port id (loaded big-endian, hence htonl). One event is
+	 * one message per datagram. The check in ev_handler stays as a second line. */
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_pid)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(ct->own_portid), 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+	};
+	struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+	if (ct->own_portid != 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
+		log_warn("conntrack: no kernel filter for our own events (%s); filtering them "
+			 "here",
+			 strerror(errno));
 	if (nfct_callback_register2(ct->ev_h, NFCT_T_ALL, ev_handler, ct) < 0)
 		return -1;
 	ct->rbuf = malloc(CT_RBUF_SIZE);

@@ -294,7 +294,9 @@ echo "$ev" | grep -q "sport=42100" && fail "our own injection was reported: $ev"
 stats=$(echo "$ev" | grep '^stats')
 own=$(echo "$stats" | sed 's/.* own=\([0-9]*\).*/\1/')
 skipped=$(echo "$stats" | sed 's/.* skipped=\([0-9]*\).*/\1/')
-[ "$own" -ge 3 ] || fail "own events not counted: $stats"
+# our own writes' events are dropped in the kernel (BPF on the port id); any that
+# got through would be counted here and never reported (checked above)
+echo "# own events that reached userspace: $own"
 [ "$skipped" -ge 3 ] || fail "skipped events not counted: $stats"
 ok "events: ping, conntrack -I/-D and protocol 253 reported; own injections, 112/240 and the ignored prefix not ($stats)"
 
