@@ -1087,46 +1087,55 @@ static bool wire_add_bus(struct pfsyncd *ps, struct pfsync_writer *w, uint8_t st
 	return pfsync_writer_add_bus(w, &b) == PFSYNC_OK;
 }
 
+enum wire_kind { WIRE_INS, WIRE_UPD, WIRE_UPD_C };
+
+/* One pf state on the wire, counted: INS or full UPD in the configured format, or
+ * UPD_C. false when it does not fit in this packet. */
+static bool wire_add_view(struct pfsyncd *ps, struct pfsync_writer *w, const struct pf_view *v,
+			  enum wire_kind kind, uint16_t extra_flags)
+{
+	struct pfsync_state s;
+	enum pfsync_err err;
+	view_to_state(v, &s);
+	s.state_flags |= extra_flags;
+	if (kind == WIRE_UPD_C) {
+		struct pfsync_upd_c u = {.id = s.id,
+					 .src = s.src,
+					 .dst = s.dst,
+					 .creatorid = s.creatorid,
+					 .timeout = s.timeout};
+		err = pfsync_writer_add_upd_c(w, &u);
+		if (err == PFSYNC_OK)
+			ps->c.updc_out++;
+	} else {
+		uint8_t act = kind == WIRE_INS ? pfsync_action_ins(ps->cfg.version)
+					       : pfsync_action_upd(ps->cfg.version);
+		err = pfsync_writer_add_state(w, act, &s);
+		if (err == PFSYNC_OK)
+			kind == WIRE_INS ? ps->c.ins_out++ : ps->c.upd_out++;
+	}
+	return err == PFSYNC_OK;
+}
+
 /* One queued local connection: INS when new, full UPD when asked for (UPD_REQ or
- * bulk), UPD_C otherwise. If only part of it fits, the rest goes in the next
- * packet and the whole of it again later: a repeated INS or UPD is harmless. */
+ * bulk), UPD_C otherwise. Both states of a connection go into one packet or, when
+ * they do not fit together, into the next one: a receiver that commits per packet
+ * never sees half a NAT. */
 static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct lflow *lf)
 {
-	/* both states of a connection in one packet: a receiver that commits per
-	 * packet never sees half a NAT */
 	struct pfsync_writer mark = *w;
-	for (int i = 0; i < lf->nstates; i++) {
-		struct pfsync_state s;
-		enum pfsync_err err;
-		view_to_state(&lf->st[i], &s);
-		if (lf->q_ins && lf->ack)
-			s.state_flags |= PFSYNC_PFSTATE_ACK;
-		if (lf->q_ins || lf->q_full) {
-			uint8_t act = lf->q_ins ? pfsync_action_ins(ps->cfg.version)
-						: pfsync_action_upd(ps->cfg.version);
-			err = pfsync_writer_add_state(w, act, &s);
-			if (err == PFSYNC_OK)
-				lf->q_ins ? ps->c.ins_out++ : ps->c.upd_out++;
-		} else {
-			struct pfsync_upd_c u = {.id = s.id,
-						 .src = s.src,
-						 .dst = s.dst,
-						 .creatorid = s.creatorid,
-						 .timeout = s.timeout};
-			err = pfsync_writer_add_upd_c(w, &u);
-			if (err == PFSYNC_OK)
-				ps->c.updc_out++;
-		}
-		if (err != PFSYNC_OK) {
+	enum wire_kind kind = lf->q_ins ? WIRE_INS : lf->q_full ? WIRE_UPD : WIRE_UPD_C;
+	uint16_t flags = lf->q_ins && lf->ack ? PFSYNC_PFSTATE_ACK : 0;
+	for (int i = 0; i < lf->nstates; i++)
+		if (!wire_add_view(ps, w, &lf->st[i], kind, flags)) {
 			pfsync_writer_rollback(w, &mark);
 			return false;
 		}
-	}
 	return true;
 }
 
 /* A learned connection we announce: a full UPD when asked, UPD_C otherwise, always
- * under its creator's ids. */
+ * under its creator's ids; one packet for both states, as above. */
 static bool wire_add_rflow(struct pfsyncd *ps, struct pfsync_writer *w, struct rflow *rf)
 {
 	struct pfsync_writer mark = *w;
@@ -1134,25 +1143,10 @@ static bool wire_add_rflow(struct pfsyncd *ps, struct pfsync_writer *w, struct r
 	for (int i = 0; i < 2; i++) {
 		if (!rs[i])
 			continue;
-		struct pfsync_state s;
-		enum pfsync_err err;
-		view_to_state(&rs[i]->v, &s);
-		if (rf->q_full) {
-			s.expire = 0; /* the receiver refreshes it to its full timeout */
-			err = pfsync_writer_add_state(w, pfsync_action_upd(ps->cfg.version), &s);
-			if (err == PFSYNC_OK)
-				ps->c.upd_out++;
-		} else {
-			struct pfsync_upd_c u = {.id = s.id,
-						 .src = s.src,
-						 .dst = s.dst,
-						 .creatorid = s.creatorid,
-						 .timeout = s.timeout};
-			err = pfsync_writer_add_upd_c(w, &u);
-			if (err == PFSYNC_OK)
-				ps->c.updc_out++;
-		}
-		if (err != PFSYNC_OK) {
+		struct pf_view v = rs[i]->v;
+		if (rf->q_full)
+			v.expire = 0; /* the receiver refreshes it to its full timeout */
+		if (!wire_add_view(ps, w, &v, rf->q_full ? WIRE_UPD : WIRE_UPD_C, 0)) {
 			pfsync_writer_rollback(w, &mark);
 			return false;
 		}
