@@ -11,21 +11,8 @@ set -euo pipefail
 command -v jq >/dev/null || { echo "skipped: needs jq"; exit 77; }
 
 P=fbc$$
-DIR=$(mktemp -d)
-NSS=() PIDS=()
-FAILED=0 PASSED=0
-cleanup() {
-	local p ns
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-	NSS=() PIDS=()
-}
-trap 'cleanup; rm -rf "$DIR"' EXIT
-die() { echo "not ok - $CASE: $*"; for f in "$DIR"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -20 "$f"; }; done; FAILED=$((FAILED + 1)); return 1; }
-mkns() { ip netns add "$P-$1"; NSS+=("$P-$1"); ip -n "$P-$1" link set lo up; ip netns exec "$P-$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0; }
-# link NS1 IF1 NS2 IF2: a veth between two namespaces
-link() { ip link add "$P-t" type veth peer name "$P-u"; ip link set "$P-t" netns "$P-$1" name "$2"; ip link set "$P-u" netns "$P-$3" name "$4"; ip -n "$P-$1" link set "$2" up; ip -n "$P-$3" link set "$4" up; }
+# shellcheck source=tests/interop/lib.sh
+. "$(dirname "$0")/lib.sh"
 # bridged N: a switch namespace with a bridge and hosts one..N each with eth0 on it
 bridged() {
 	mkns sw
