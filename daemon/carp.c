@@ -373,6 +373,54 @@ size_t carpd_begin_handover(struct carpd *cd)
 	return n;
 }
 
+/* The last advertisement of this vhid's master is recent enough to stand for its
+ * current state: within its own master-down interval. */
+static bool peer_recent(const struct vhid *vh)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long age_ms = (now.tv_sec - vh->peer_last_heard.tv_sec) * 1000LL +
+			   (now.tv_nsec - vh->peer_last_heard.tv_nsec) / 1000000;
+	long long bound_ms = 3000LL * vh->peer_advbase + vh->peer_advskew * 1000LL / 256 + 100;
+	return age_ms >= 0 && age_ms <= bound_ms;
+}
+
+/*
+ * The master of `from` has just raised its advskew by `delta`: in CARP that is a
+ * demotion, and a demotion is node-wide (one counter added to every vhid). When
+ * the cause is one of the master's links going down, the vhid on that link can
+ * no longer tell us: its advertisements stop and its backup would wait for the
+ * master-down timer (3 x advbase). So we take the demotion we heard on one
+ * link as the master's on every link: each other vhid of ours in BACKUP whose
+ * master spoke recently is judged against that master's last advskew plus
+ * delta, and with preemption on takes over at once if that makes it better.
+ * keepalived's sync groups do the same for VRRP. If the guess is wrong (the
+ * other vhid's master is another node, not demoted), that master's next
+ * advertisement is better than ours and we step back, as after any election.
+ */
+static void follow_demotion(struct vhid *from, unsigned delta)
+{
+	struct carpd *cd = from->carpd;
+	if (!cd->conf->preempt || !cd->conf->follow_demotion)
+		return;
+	for (size_t i = 0; i < cd->nvhids; i++) {
+		struct vhid *vh = cd->vhids[i];
+		if (vh == from || vh->state != CARP_STATE_BACKUP || !vh->peer_heard ||
+		    !peer_recent(vh) || vh->peer_advbase == CARP_BOWOUT_ADVBASE)
+			continue;
+		unsigned assumed = vh->peer_advskew + delta;
+		if (assumed > CARP_MAXSKEW)
+			assumed = CARP_MAXSKEW;
+		if (adv_cmp(vh->cfg.advbase, vhid_effective_skew(vh), vh->peer_advbase, assumed) >=
+		    0)
+			continue;
+		char reason[sizeof(vh->last_reason)];
+		snprintf(reason, sizeof(reason), "master demoted (heard on %u@%s)", from->cfg.vhid,
+			 from->cfg.ifname);
+		become_master(vh, reason);
+	}
+}
+
 void vhid_input(struct vhid *vh, int family, const struct carp_adv *adv, const char *src)
 {
 	struct carpd *cd = vh->carpd;
@@ -381,6 +429,9 @@ void vhid_input(struct vhid *vh, int family, const struct carp_adv *adv, const c
 		handover_heard(vh, adv);
 		return;
 	}
+	/* what this master said last time, for follow_demotion() */
+	bool prev_heard = vh->peer_heard && peer_recent(vh) && !strcmp(vh->peer_addr, src);
+	unsigned prev_base = vh->peer_advbase, prev_skew = vh->peer_advskew;
 	/* FreeBSD stores the peer's counter in every state and continues from it */
 	vh->counter = adv->counter;
 	vh->init_counter = false;
@@ -409,6 +460,9 @@ void vhid_input(struct vhid *vh, int family, const struct carp_adv *adv, const c
 		}
 		break;
 	case CARP_STATE_BACKUP:
+		if (prev_heard && adv->advbase == prev_base && adv->advskew > prev_skew &&
+		    adv->advbase != CARP_BOWOUT_ADVBASE)
+			follow_demotion(vh, adv->advskew - prev_skew);
 		if (cd->conf->preempt && adv_cmp(lbase, lskew, adv->advbase, adv->advskew) < 0) {
 			become_master(vh, "preempting a slower master");
 			break;

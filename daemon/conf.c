@@ -63,6 +63,7 @@ enum kw {
 	KW_CONTROL,
 	KW_CONTROL_RO,
 	KW_PREEMPT,
+	KW_FOLLOW_DEMOTION,
 	KW_HOSTID,
 	KW_NOTIFY,
 	KW_NOTIFY_USER,
@@ -92,6 +93,7 @@ static const struct {
 	[KW_CONTROL] = {"control", CTX_GLOBAL},
 	[KW_CONTROL_RO] = {"control-ro", CTX_GLOBAL},
 	[KW_PREEMPT] = {"preempt", CTX_GLOBAL},
+	[KW_FOLLOW_DEMOTION] = {"follow-demotion", CTX_GLOBAL},
 	[KW_HOSTID] = {"hostid", CTX_GLOBAL},
 	[KW_NOTIFY] = {"notify", CTX_GLOBAL},
 	[KW_NOTIFY_USER] = {"notify-user", CTX_GLOBAL},
@@ -757,6 +759,9 @@ static void global_stmt(struct parser *p, const struct stmt *st, enum kw kw)
 		break;
 	case KW_PREEMPT:
 		yes_no(p, st, &c->preempt);
+		break;
+	case KW_FOLLOW_DEMOTION:
+		yes_no(p, st, &c->follow_demotion);
 		break;
 	case KW_HOSTID: {
 		const struct token *t = one_value(p, st, "a number 1..0xffffffff");
@@ -1482,6 +1487,7 @@ struct conf *conf_parse_buffer(const char *name, const char *text, size_t len,
 	snprintf(c->state_dir, sizeof(c->state_dir), "%s", DEFAULT_STATE_DIR);
 	snprintf(c->path, sizeof(c->path), "%s", name);
 	c->preempt = true;
+	c->follow_demotion = true;
 	c->pfsync.version = 1400;
 
 	p->name = name;

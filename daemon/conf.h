@@ -69,6 +69,7 @@ struct conf {
 	char control_ro_group[64]; /* its group (mode 0660); "" = mode 0666 */
 	int control_ro_line;	   /* where control-ro was given, for messages */
 	bool preempt;		   /* default yes */
+	bool follow_demotion;	   /* default yes: see vhid_input() */
 	uint32_t hostid;	   /* 0 = not set: derived */
 	char notify[256];	   /* optional hook program, "" = none */
 	char notify_user[64];	   /* optional: run the hook as this user */

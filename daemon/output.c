@@ -64,11 +64,13 @@ static struct carp_counters merged(const struct vhid *vh)
 
 void output_status_json(const struct carpd *cd, struct evbuffer *out)
 {
-	evbuffer_add_printf(out,
-			    "{\"demotion\": %d, \"maintenance\": %s, \"preempt\": %s, "
-			    "\"demotion_operator\": %d, \"demotion_link\": %d, \"vhids\": [",
-			    carpd_total_demotion(cd), cd->maintenance ? "true" : "false",
-			    cd->conf->preempt ? "true" : "false", cd->demotion, cd->link_demotion);
+	evbuffer_add_printf(
+		out,
+		"{\"demotion\": %d, \"maintenance\": %s, \"preempt\": %s, \"follow_demotion\": %s, "
+		"\"demotion_operator\": %d, \"demotion_link\": %d, \"vhids\": [",
+		carpd_total_demotion(cd), cd->maintenance ? "true" : "false",
+		cd->conf->preempt ? "true" : "false", cd->conf->follow_demotion ? "true" : "false",
+		cd->demotion, cd->link_demotion);
 	for (size_t i = 0; i < cd->nvhids; i++) {
 		const struct vhid *vh = cd->vhids[i];
 		char buf[64];

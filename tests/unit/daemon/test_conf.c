@@ -143,6 +143,7 @@ static void test_defaults(void)
 	}
 	CHECK(!strcmp(c->control, CONF_DEFAULT_CONTROL) && !c->control_set, "default control");
 	CHECK(c->preempt, "default preempt yes");
+	CHECK(c->follow_demotion, "default follow-demotion yes");
 	CHECK(c->hostid == 0, "default hostid 0 (derive)");
 	CHECK(c->notify[0] == '\0' && c->notify_user[0] == '\0', "default: no notify");
 	CHECK(!strcmp(c->state_dir, "/var/lib/carpd"), "default state-dir");
@@ -172,11 +173,13 @@ static void test_defaults(void)
 	CHECK(c && c->nvhids == 0 && errs.count == 0, "empty file is valid");
 	conf_free(c);
 
-	c = parse("preempt no\nhostid 4294967295\nnotify \"/usr/local/bin/hook\"\n"
+	c = parse("preempt no\nfollow-demotion no\nhostid 4294967295\nnotify "
+		  "\"/usr/local/bin/hook\"\n"
 		  "notify-user \"carp\"\nstate-dir \"/srv/carpd\"\ncontrol \"/tmp/c.sock\"\n"
 		  "pfsync on sync0 {\n syncpeer 2001:db8::2\n version 1500\n defer yes\n}\n");
 	if (CHECK(c != NULL, "every global statement parses")) {
 		CHECK(!c->preempt, "preempt no");
+		CHECK(!c->follow_demotion, "follow-demotion no");
 		CHECK(c->hostid == 0xffffffffu, "hostid decimal max");
 		CHECK(!strcmp(c->notify, "/usr/local/bin/hook"), "notify");
 		CHECK(!strcmp(c->notify_user, "carp"), "notify-user");
@@ -240,6 +243,8 @@ static void test_errors(void)
 	expect_error("pfsync on s0 {\n version 1300\n}\n", 2,
 		     "version 1300 is not supported (1301, 1400 or 1500)", "pfsync version");
 	expect_error("preempt maybe\n", 1, "preempt: expected yes or no, not \"maybe\"", "yes/no");
+	expect_error("follow-demotion 1\n", 1, "follow-demotion: expected yes or no, not \"1\"",
+		     "follow-demotion yes/no");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/33\n}\n", v1);
 	expect_error(buf, 2, "prefix length out of range 1..32", "IPv4 prefix");
 	snprintf(buf, sizeof(buf), "%s address 2001:db8::1/129\n}\n", v1);
