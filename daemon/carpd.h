@@ -37,6 +37,7 @@ struct carp_counters {
 	uint64_t oerrors;     /* send failures */
 	uint64_t transitions; /* state changes */
 	uint64_t conflicts;   /* a second MASTER was heard while we were MASTER */
+	uint64_t rcvdrops;    /* lost in our receive socket's queue (SO_RXQ_OVFL) */
 };
 
 struct carp_if {
@@ -45,9 +46,10 @@ struct carp_if {
 	char name[IF_NAMESIZE];
 	int ifindex;
 	uint8_t mac[6];
-	bool link_up; /* IFF_UP and carrier (IFF_LOWER_UP) */
-	bool seen;    /* exists in the kernel */
-	int fd4, fd6; /* raw protocol-112 receive sockets, -1 if unused */
+	bool link_up;	       /* IFF_UP and carrier (IFF_LOWER_UP) */
+	bool seen;	       /* exists in the kernel */
+	int fd4, fd6;	       /* raw protocol-112 receive sockets, -1 if unused */
+	uint32_t ovfl4, ovfl6; /* the sockets' drop counts seen last (SO_RXQ_OVFL) */
 	struct event *ev4, *ev6;
 	bool has_src4, has_src6;
 	struct in_addr src4;  /* first IPv4 address of the interface (advert source) */

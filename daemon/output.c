@@ -45,6 +45,7 @@ static struct carp_counters merged(const struct vhid *vh)
 	c.badlen += vh->cif->counters.badlen;
 	c.badsum += vh->cif->counters.badsum;
 	c.badver += vh->cif->counters.badver;
+	c.rcvdrops += vh->cif->counters.rcvdrops;
 	return c;
 }
 
@@ -60,7 +61,8 @@ static struct carp_counters merged(const struct vhid *vh)
 	X(badif)                                                                                   \
 	X(oerrors)                                                                                 \
 	X(transitions)                                                                             \
-	X(conflicts)
+	X(conflicts)                                                                               \
+	X(rcvdrops)
 
 void output_status_json(const struct carpd *cd, struct evbuffer *out)
 {
