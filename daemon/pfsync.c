@@ -53,28 +53,30 @@ struct sid {
 };
 _Static_assert(sizeof(struct sid) == 16, "struct sid has padding");
 
-/* a local conntrack entry and the pf states we announce for it */
+/* a local conntrack entry and the pf states we announce for it. Not the states
+ * themselves: they follow from the key and what the conntrack entry had when it
+ * was last read (lflow_views()), which keeps a connection at a fraction of two
+ * struct pf_view. */
 struct lflow {
-	UT_hash_handle hh;
+	UT_hash_handle hh;    /* ps->lflows, by key */
+	UT_hash_handle hh_id; /* ps->lids, by id (UPD_REQ lookups) */
 	struct fkey key;
-	struct flow f;
-	struct pf_view st[2];
-	int nstates;
-	bool q_ins, q_upd, q_full, seen;
-	bool ack;	     /* defer: the INS asks for INS_ACK */
+	uint64_t id; /* of the first state; the second's is id + 1 */
+	struct flow_tuple reply;
+	uint32_t timeout; /* the flow fields flow_to_pf() reads, as last read */
+	uint8_t tcp_state, wscale_orig, wscale_repl, status;
+	bool wscale_known : 1;
+	bool q_ins : 1, q_upd : 1, q_full : 1, seen : 1;
+	bool ack : 1; /* defer: the INS asks for INS_ACK */
+	bool queued : 1;
+	uint8_t nstates;
+	uint8_t pftm;	     /* the first state's PFTM_* timeout index */
 	struct lflow *qnext; /* send queue */
-	bool queued;
-	time_t last_sent;
+	uint32_t last_sent;  /* now_s() */
 	uint32_t last_timeout;
-	time_t last_dump;
+	uint32_t last_dump;
 };
-
-/* the ids of our local states -> their connection (UPD_REQ lookups) */
-struct lid {
-	UT_hash_handle hh;
-	uint64_t id;
-	struct lflow *lf;
-};
+_Static_assert((FLOW_SEEN_REPLY | FLOW_ASSURED) <= UINT8_MAX, "lflow.status is 8 bits");
 
 struct rflow;
 /* a pf state learned from a peer */
@@ -128,7 +130,7 @@ struct pfsyncd {
 	struct rflow *rposts; /* by post_key, see struct rflow */
 	struct lflow *qhead;
 	struct rflow *rqhead; /* learned connections to announce */
-	struct lid *lids;
+	struct lflow *lids;   /* by id, see struct lflow */
 	struct rflow *dirty;
 	/* small queues of ids */
 	struct sid *delq, *ureqq, *ackq;
@@ -216,6 +218,33 @@ static void lflow_enqueue(struct pfsyncd *ps, struct lflow *lf)
 
 /* ---- local flows (conntrack -> peers) -------------------------------------------------- */
 
+/* The pf states of a local connection, as lflow_build() last saw it; returns
+ * their number. */
+static int lflow_views(const struct pfsyncd *ps, const struct lflow *lf, struct pf_view st[2])
+{
+	struct flow f;
+	memset(&f, 0, sizeof(f));
+	f.af = lf->key.af;
+	f.proto = lf->key.proto;
+	f.zone = lf->key.zone;
+	f.orig = lf->key.t;
+	f.reply = lf->reply;
+	f.tcp_state = lf->tcp_state;
+	f.wscale_known = lf->wscale_known;
+	f.wscale_orig = lf->wscale_orig;
+	f.wscale_repl = lf->wscale_repl;
+	f.status = lf->status;
+	f.timeout = lf->timeout;
+	int n = flow_to_pf(&f, st);
+	if (n > lf->nstates)
+		n = lf->nstates;
+	for (int i = 0; i < n; i++) {
+		st[i].id = lf->id + (uint64_t)i;
+		st[i].creatorid = ps->creatorid;
+	}
+	return n;
+}
+
 static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow *f)
 {
 	struct pf_view st[2];
@@ -224,24 +253,22 @@ static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow 
 		ps->c.not_mappable++;
 		return false;
 	}
-	for (int i = 0; i < n; i++) {
-		/* keep the ids the peers know this connection by */
-		if (lf->nstates > i) {
-			st[i].id = lf->st[i].id;
-		} else {
-			st[i].id = ++ps->next_id;
-			struct lid *l = malloc(sizeof(*l));
-			if (l) {
-				l->id = st[i].id;
-				l->lf = lf;
-				HASH_ADD(hh, ps->lids, id, sizeof(l->id), l);
-			}
-		}
-		st[i].creatorid = ps->creatorid;
+	if (!lf->nstates) {
+		/* ids in pairs, the first even: one index entry finds both states, and
+		 * the ids the peers know this connection by stay */
+		lf->id = (ps->next_id + 2) & ~(uint64_t)1;
+		ps->next_id = lf->id + 1;
+		HASH_ADD(hh_id, ps->lids, id, sizeof(lf->id), lf);
 	}
-	memcpy(lf->st, st, sizeof(st));
-	lf->nstates = n;
-	lf->f = *f;
+	lf->reply = f->reply;
+	lf->timeout = f->timeout;
+	lf->tcp_state = f->tcp_state;
+	lf->wscale_known = f->wscale_known;
+	lf->wscale_orig = f->wscale_orig;
+	lf->wscale_repl = f->wscale_repl;
+	lf->status = (uint8_t)(f->status & (FLOW_SEEN_REPLY | FLOW_ASSURED));
+	lf->nstates = (uint8_t)n;
+	lf->pftm = st[0].timeout;
 	return true;
 }
 
@@ -278,8 +305,8 @@ static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
 {
 	if (announce && !lf->q_ins) {
 		for (int i = 0; i < lf->nstates; i++)
-			sidq_push(&ps->delq, &ps->ndel, &ps->capdel, lf->st[i].creatorid,
-				  lf->st[i].id);
+			sidq_push(&ps->delq, &ps->ndel, &ps->capdel, ps->creatorid,
+				  lf->id + (uint64_t)i);
 		schedule_flush(ps, false);
 	}
 	/* An INS still queued for a connection that is already gone: send nothing at
@@ -291,14 +318,8 @@ static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
 				break;
 			}
 	}
-	for (int i = 0; i < lf->nstates; i++) {
-		struct lid *l;
-		HASH_FIND(hh, ps->lids, &lf->st[i].id, sizeof(lf->st[i].id), l);
-		if (l) {
-			HASH_DEL(ps->lids, l);
-			free(l);
-		}
-	}
+	if (lf->nstates)
+		HASH_DELETE(hh_id, ps->lids, lf);
 	HASH_DEL(ps->lflows, lf);
 	free(lf);
 }
@@ -393,7 +414,7 @@ static void dump_each(void *arg, const struct flow *f)
 	 * does not expire (pf refreshes a state's expiry on every UPD / UPD_C). */
 	time_t elapsed = dc->now - lf->last_dump;
 	bool active = (int64_t)f->timeout + 1 > (int64_t)lf->last_timeout - elapsed;
-	if (active && dc->now - lf->last_sent >= refresh_period(lf->st[0].timeout)) {
+	if (active && dc->now - lf->last_sent >= refresh_period(lf->pftm)) {
 		if (lflow_build(ps, lf, f)) {
 			lf->q_upd = true;
 			lflow_enqueue(ps, lf);
@@ -975,7 +996,7 @@ static void defer_packet(void *arg, uint32_t packet_id, const struct flow *f)
 	lf->ack = true;
 	struct held *h = &ps->held[ps->nheld++];
 	h->packet_id = packet_id;
-	h->id = lf->st[0].id;
+	h->id = lf->id;
 	clock_gettime(CLOCK_MONOTONIC, &h->deadline);
 	h->deadline.tv_nsec += DEFER_MS * 1000000L;
 	if (h->deadline.tv_nsec >= 1000000000L) {
@@ -1126,8 +1147,10 @@ static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct l
 	struct pfsync_writer mark = *w;
 	enum wire_kind kind = lf->q_ins ? WIRE_INS : lf->q_full ? WIRE_UPD : WIRE_UPD_C;
 	uint16_t flags = lf->q_ins && lf->ack ? PFSYNC_PFSTATE_ACK : 0;
-	for (int i = 0; i < lf->nstates; i++)
-		if (!wire_add_view(ps, w, &lf->st[i], kind, flags)) {
+	struct pf_view st[2];
+	int n = lflow_views(ps, lf, st);
+	for (int i = 0; i < n; i++)
+		if (!wire_add_view(ps, w, &st[i], kind, flags)) {
 			pfsync_writer_rollback(w, &mark);
 			return false;
 		}
@@ -1226,11 +1249,12 @@ static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 		return;
 	}
 	if (r->creatorid == ps->creatorid) {
-		struct lid *l;
-		HASH_FIND(hh, ps->lids, &r->id, sizeof(r->id), l);
-		if (l) {
-			l->lf->q_full = true;
-			lflow_enqueue(ps, l->lf);
+		struct lflow *l;
+		uint64_t first = r->id & ~(uint64_t)1;
+		HASH_FIND(hh_id, ps->lids, &first, sizeof(first), l);
+		if (l && r->id - first < l->nstates) {
+			l->q_full = true;
+			lflow_enqueue(ps, l);
 			schedule_flush(ps, true);
 			return;
 		}
@@ -1695,6 +1719,7 @@ void pfsyncd_stop(struct carpd *cd)
 	if (!ps)
 		return;
 	struct lflow *lf, *ltmp;
+	HASH_CLEAR(hh_id, ps->lids); /* the index only; the lflows go next */
 	HASH_ITER(hh, ps->lflows, lf, ltmp)
 	{
 		HASH_DEL(ps->lflows, lf);
@@ -1712,12 +1737,6 @@ void pfsyncd_stop(struct carpd *cd)
 	{
 		HASH_DEL(ps->rstates, rs);
 		free(rs);
-	}
-	struct lid *l, *ltmp2;
-	HASH_ITER(hh, ps->lids, l, ltmp2)
-	{
-		HASH_DEL(ps->lids, l);
-		free(l);
 	}
 	if (ps->demoted)
 		cd->demotion -= SYNC_DEMOTION;
