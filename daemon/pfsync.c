@@ -4,6 +4,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/ip.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,14 +80,40 @@ struct lflow {
 _Static_assert((FLOW_SEEN_REPLY | FLOW_ASSURED) <= UINT8_MAX, "lflow.status is 8 bits");
 
 struct rflow;
-/* a pf state learned from a peer */
+/* a pf state learned from a peer: a struct pf_view packed (rstate_view() and
+ * rstate_store() convert), its interface name interned in ps->ifnames and its
+ * addresses as long as its family needs (4 x 4 bytes for IPv4, not 4 x 16) */
 struct rstate {
 	UT_hash_handle hh;
-	struct sid key;
-	struct pf_view v;
+	/* the key: the first RSTATE_KEYLEN bytes of a struct sid, without its padding */
+	uint64_t id;
+	uint32_t creatorid;
+	uint32_t orphaned_at; /* now_s() when rf became NULL: the other state of its
+				 connection went first; its own DEL_C normally follows */
 	struct rflow *rf;
-	time_t orphaned_at; /* when rf became NULL: the other state of its connection
-			       went first; its own DEL_C normally follows */
+	uint32_t expire;
+	uint16_t state_flags;
+	uint16_t ifname; /* index into ps->ifnames */
+	uint8_t af, proto, direction, timeout;
+	struct pf_peer src, dst;
+	uint16_t port[2][2]; /* key[k].port[i] */
+	uint8_t addr[];	     /* key[k].addr[i] at (2k + i) * alen */
+};
+
+#define RSTATE_KEYLEN 12 /* id and creatorid */
+_Static_assert(offsetof(struct rstate, creatorid) == offsetof(struct rstate, id) + 8 &&
+		       offsetof(struct sid, creatorid) == offsetof(struct sid, id) + 8 &&
+		       offsetof(struct sid, id) == 0,
+	       "struct rstate's key is laid out as the start of struct sid");
+#define RSTATE_IFNAMES_MAX 4096 /* distinct interface names learned states carry */
+
+/* index of half-known translations: a first state that translates and waits for
+ * the state continuing it (DNAT), keyed by its translated tuple. Allocated only
+ * while an rflow waits, not in every rflow. */
+struct rpost {
+	UT_hash_handle hh;
+	struct fkey key;
+	struct rflow *rf;
 };
 
 /* a conntrack entry built from learned states: first carries the ORIG tuple, second
@@ -95,22 +122,18 @@ struct rflow {
 	UT_hash_handle hh;
 	struct fkey key;
 	struct rstate *first, *second;
-	bool dirty;
 	struct rflow *dnext;
-	/* index of half-known translations: a first state that translates and waits
-	 * for the state continuing it (DNAT), keyed by its translated tuple */
-	UT_hash_handle hh_post;
-	struct fkey post_key;
-	bool post_indexed;
+	struct rpost *post; /* its entry in ps->rposts, or NULL */
+	struct rflow *qnext;
+	bool dirty : 1;
 	/* traffic went through our copy since the peer last updated it (we are, or
 	 * were, the one forwarding it): we announce its changes and its end under
 	 * the creator's ids, as pf does for states it imported */
-	bool active;
-	bool queued, q_full, seen;
-	struct rflow *qnext;
-	time_t last_sent;
+	bool active : 1;
+	bool queued : 1, q_full : 1, seen : 1;
+	uint32_t last_sent;    /* now_s() */
 	uint32_t last_timeout; /* what the kernel held at the last dump or write */
-	time_t last_dump;
+	uint32_t last_dump;
 };
 
 struct pfsyncd {
@@ -127,10 +150,12 @@ struct pfsyncd {
 	struct lflow *lflows;
 	struct rstate *rstates;
 	struct rflow *rflows;
-	struct rflow *rposts; /* by post_key, see struct rflow */
+	struct rpost *rposts; /* see struct rpost */
 	struct lflow *qhead;
 	struct rflow *rqhead; /* learned connections to announce */
 	struct lflow *lids;   /* by id, see struct lflow */
+	char (*ifnames)[16];  /* interned pf_view.ifname of learned states */
+	size_t nifnames;
 	struct rflow *dirty;
 	/* small queues of ids */
 	struct sid *delq, *ureqq, *ackq;
@@ -180,6 +205,89 @@ static void fkey_tuple(uint8_t af, uint8_t proto, const struct flow_tuple *t, st
 	k->af = af;
 	k->proto = proto;
 	k->t = *t;
+}
+
+/* ---- learned states, packed ----------------------------------------------------- */
+
+static size_t rstate_alen(uint8_t af)
+{
+	return af == AF_INET6 ? 16 : 4;
+}
+
+static struct rstate *rstate_alloc(uint8_t af)
+{
+	return calloc(1, offsetof(struct rstate, addr) + 4 * rstate_alen(af));
+}
+
+static void rstate_view(const struct pfsyncd *ps, const struct rstate *rs, struct pf_view *v)
+{
+	size_t alen = rstate_alen(rs->af);
+	memset(v, 0, sizeof(*v));
+	v->id = rs->id;
+	v->creatorid = rs->creatorid;
+	v->af = rs->af;
+	v->proto = rs->proto;
+	v->direction = rs->direction;
+	memcpy(v->ifname, ps->ifnames[rs->ifname], sizeof(v->ifname));
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 2; i++) {
+			memcpy(v->key[k].addr[i].bytes, rs->addr + (size_t)(2 * k + i) * alen,
+			       alen);
+			v->key[k].port[i] = rs->port[k][i];
+		}
+	v->src = rs->src;
+	v->dst = rs->dst;
+	v->timeout = rs->timeout;
+	v->expire = rs->expire;
+	v->state_flags = rs->state_flags;
+}
+
+/* Pack v into rs, which has its family (rstate_alloc()); false, counted, when its
+ * interface name is one too many. */
+static bool rstate_store(struct pfsyncd *ps, struct rstate *rs, const struct pf_view *v)
+{
+	size_t n;
+	for (n = 0; n < ps->nifnames; n++)
+		if (!memcmp(ps->ifnames[n], v->ifname, sizeof(v->ifname)))
+			break;
+	if (n == ps->nifnames) {
+		char(*grown)[16] = n < RSTATE_IFNAMES_MAX
+					   ? realloc(ps->ifnames, (n + 1) * sizeof(*grown))
+					   : NULL;
+		if (!grown) {
+			ps->c.not_mappable++;
+			return false;
+		}
+		ps->ifnames = grown;
+		memcpy(grown[n], v->ifname, sizeof(grown[n]));
+		ps->nifnames++;
+	}
+	size_t alen = rstate_alen(rs->af);
+	rs->ifname = (uint16_t)n;
+	rs->proto = v->proto;
+	rs->direction = v->direction;
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 2; i++) {
+			memcpy(rs->addr + (size_t)(2 * k + i) * alen, v->key[k].addr[i].bytes,
+			       alen);
+			rs->port[k][i] = v->key[k].port[i];
+		}
+	rs->src = v->src;
+	rs->dst = v->dst;
+	rs->timeout = v->timeout;
+	rs->expire = v->expire;
+	rs->state_flags = v->state_flags;
+	return true;
+}
+
+/* the conntrack entry a learned connection's states make */
+static int rflow_to_flow(const struct pfsyncd *ps, const struct rflow *rf, struct flow *f)
+{
+	struct pf_view a, b;
+	rstate_view(ps, rf->first, &a);
+	if (rf->second)
+		rstate_view(ps, rf->second, &b);
+	return pf_to_flow(&a, rf->second ? &b : NULL, f);
 }
 
 /* ---- queues -------------------------------------------------------------------- */
@@ -478,7 +586,7 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 {
 	if (remove_entry && rf->first) {
 		struct flow f;
-		if (pf_to_flow(&rf->first->v, rf->second ? &rf->second->v : NULL, &f) == 0)
+		if (rflow_to_flow(ps, rf, &f) == 0)
 			ct_remove(ps->ct, &f);
 	}
 	time_t now = now_s();
@@ -502,27 +610,36 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 				*pp = rf->qnext;
 				break;
 			}
-	if (rf->post_indexed)
-		HASH_DELETE(hh_post, ps->rposts, rf);
+	if (rf->post) {
+		HASH_DEL(ps->rposts, rf->post);
+		free(rf->post);
+	}
 	HASH_DEL(ps->rflows, rf);
 	free(rf);
 }
 
 static void rflow_reindex_post(struct pfsyncd *ps, struct rflow *rf)
 {
-	if (rf->post_indexed) {
-		HASH_DELETE(hh_post, ps->rposts, rf);
-		rf->post_indexed = false;
+	if (rf->post) {
+		HASH_DEL(ps->rposts, rf->post);
+		free(rf->post);
+		rf->post = NULL;
 	}
 	if (rf->second || !rf->first)
 		return;
 	struct flow_tuple fo, fp;
-	pf_orig_candidate(&rf->first->v, &fo, &fp);
+	struct pf_view v;
+	rstate_view(ps, rf->first, &v);
+	pf_orig_candidate(&v, &fo, &fp);
 	if (tuple_eq(&fo, &fp))
 		return;
-	fkey_tuple(rf->first->v.af, rf->first->v.proto, &fp, &rf->post_key);
-	HASH_ADD(hh_post, ps->rposts, post_key, sizeof(rf->post_key), rf);
-	rf->post_indexed = true;
+	struct rpost *p = malloc(sizeof(*p));
+	if (!p)
+		return; /* not indexed: its second state starts a connection of its own */
+	fkey_tuple(v.af, v.proto, &fp, &p->key);
+	p->rf = rf;
+	HASH_ADD(hh, ps->rposts, key, sizeof(p->key), p);
+	rf->post = p;
 }
 
 static void rstate_free(struct pfsyncd *ps, struct rstate *rs)
@@ -541,14 +658,13 @@ static void rflow_drop(struct pfsyncd *ps, struct rflow *rf, bool announce)
 {
 	struct rstate *st[2] = {rf->first, rf->second};
 	log_debug("pfsync: forgetting learned %016llx+%016llx%s",
-		  st[0] ? (unsigned long long)st[0]->key.id : 0ULL,
-		  st[1] ? (unsigned long long)st[1]->key.id : 0ULL, announce ? " (DEL_C)" : "");
+		  st[0] ? (unsigned long long)st[0]->id : 0ULL,
+		  st[1] ? (unsigned long long)st[1]->id : 0ULL, announce ? " (DEL_C)" : "");
 	for (int i = 0; i < 2; i++) {
 		if (!st[i])
 			continue;
 		if (announce) {
-			sidq_push(&ps->delq, &ps->ndel, &ps->capdel, st[i]->key.creatorid,
-				  st[i]->key.id);
+			sidq_push(&ps->delq, &ps->ndel, &ps->capdel, st[i]->creatorid, st[i]->id);
 			schedule_flush(ps, false);
 		}
 	}
@@ -578,10 +694,10 @@ static void learned_refresh_views(struct rflow *rf, const struct flow *f)
 	for (int i = 0; i < 2 && i < n; i++) {
 		if (!rs[i])
 			continue;
-		rs[i]->v.src = st[i].src;
-		rs[i]->v.dst = st[i].dst;
-		rs[i]->v.timeout = st[i].timeout;
-		rs[i]->v.expire = 0;
+		rs[i]->src = st[i].src;
+		rs[i]->dst = st[i].dst;
+		rs[i]->timeout = st[i].timeout;
+		rs[i]->expire = 0;
 	}
 }
 
@@ -618,7 +734,7 @@ static void learned_dump_each(struct pfsyncd *ps, struct rflow *rf, const struct
 	if (traffic)
 		rf->active = true;
 	if (rf->active && traffic && rf->first &&
-	    now - rf->last_sent >= refresh_period(rf->first->v.timeout)) {
+	    now - rf->last_sent >= refresh_period(rf->first->timeout)) {
 		learned_refresh_views(rf, f);
 		rflow_enqueue(ps, rf, false);
 	}
@@ -647,8 +763,10 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	struct flow_tuple orig, post;
 	struct fkey k;
 	struct rflow *rf;
-	pf_orig_candidate(&rs->v, &orig, &post);
-	fkey_tuple(rs->v.af, rs->v.proto, &orig, &k);
+	struct pf_view v;
+	rstate_view(ps, rs, &v);
+	pf_orig_candidate(&v, &orig, &post);
+	fkey_tuple(rs->af, rs->proto, &orig, &k);
 	if (rs->rf) {
 		rflow_mark(ps, rs->rf);
 		return;
@@ -656,7 +774,9 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	HASH_FIND(hh, ps->rflows, &k, sizeof(k), rf);
 	if (rf) {
 		struct flow_tuple fo, fp;
-		pf_orig_candidate(&rf->first->v, &fo, &fp);
+		struct pf_view fv;
+		rstate_view(ps, rf->first, &fv);
+		pf_orig_candidate(&fv, &fo, &fp);
 		if (!rf->second && tuple_eq(&fp, &orig)) {
 			/* SNAT: IN (no translation) then OUT (the NAT) share the ORIG tuple */
 			rf->second = rs;
@@ -671,9 +791,8 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 			rs->rf = rf;
 		} else {
 			/* a state for the same connection replacing one we knew */
-			log_debug("pfsync: %016llx replaces %016llx",
-				  (unsigned long long)rs->key.id,
-				  (unsigned long long)rf->first->key.id);
+			log_debug("pfsync: %016llx replaces %016llx", (unsigned long long)rs->id,
+				  (unsigned long long)rf->first->id);
 			rflow_unlink(ps, rf, false);
 			rf = rflow_new(ps, &k, rs);
 		}
@@ -685,8 +804,10 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	}
 	/* DNAT: this state continues one whose translated tuple is our ORIG (an
 	 * index lookup, not a scan: a bulk update brings states by the thousand) */
+	struct rpost *p;
 	struct rflow *it;
-	HASH_FIND(hh_post, ps->rposts, &k, sizeof(k), it);
+	HASH_FIND(hh, ps->rposts, &k, sizeof(k), p);
+	it = p ? p->rf : NULL;
 	if (it && !it->second) {
 		it->second = rs;
 		rs->rf = it;
@@ -697,7 +818,7 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	/* or one we already have continues this one: its ORIG is our translation */
 	if (!tuple_eq(&orig, &post)) {
 		struct fkey pk;
-		fkey_tuple(rs->v.af, rs->v.proto, &post, &pk);
+		fkey_tuple(rs->af, rs->proto, &post, &pk);
 		HASH_FIND(hh, ps->rflows, &pk, sizeof(pk), it);
 		if (it && !it->second) {
 			HASH_DEL(ps->rflows, it);
@@ -725,8 +846,7 @@ static void commit_dirty(struct pfsyncd *ps)
 		ps->dirty = rf->dnext;
 		rf->dirty = false;
 		struct flow f;
-		if (!rf->first ||
-		    pf_to_flow(&rf->first->v, rf->second ? &rf->second->v : NULL, &f) < 0) {
+		if (!rf->first || rflow_to_flow(ps, rf, &f) < 0) {
 			ps->c.not_mappable++;
 			continue;
 		}
@@ -761,7 +881,7 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 	}
 	struct sid k = {.id = v->id, .creatorid = v->creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	HASH_FIND(hh, ps->rstates, &k, RSTATE_KEYLEN, rs);
 	/* a peer's state for a connection our own kernel tracks as ours: the same key
 	 * twice, which pf refuses too (pf_state_insert fails); ours stays */
 	struct flow_tuple orig, post;
@@ -774,23 +894,36 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 		ps->c.collisions++;
 		return;
 	}
-	if (!rs) {
-		rs = calloc(1, sizeof(*rs));
+	bool fresh = !rs;
+	if (fresh) {
+		rs = rstate_alloc(v->af);
 		if (!rs)
 			return;
-		rs->key = k;
-		HASH_ADD(hh, ps->rstates, key, sizeof(k), rs);
+		rs->id = k.id;
+		rs->creatorid = k.creatorid;
+		rs->af = v->af;
+	} else if (rs->af != v->af) {
+		/* its packed addresses have the size of its family; pf never changes
+		 * the keys of a state it has (an update only moves peers and timers) */
+		ps->c.badval++;
+		return;
 	} else if (!insert && v->proto == IPPROTO_TCP &&
-		   (rs->v.src.state > v->src.state || rs->v.dst.state > v->dst.state)) {
+		   (rs->src.state > v->src.state || rs->dst.state > v->dst.state)) {
 		/* FreeBSD's stale rule: states only move forward */
 		ps->c.stale++;
 		return;
 	}
 	log_debug("pfsync: %s %08x/%016llx", insert ? "INS" : "UPD", v->creatorid,
 		  (unsigned long long)v->id);
-	rs->v = *v;
+	if (!rstate_store(ps, rs, v)) {
+		if (fresh)
+			free(rs);
+		return;
+	}
+	if (fresh)
+		HASH_ADD(hh, ps->rstates, id, RSTATE_KEYLEN, rs);
 	if (!v->expire)
-		rs->v.expire = pf_default_timeout(v->timeout); /* UPD refreshes fully */
+		rs->expire = pf_default_timeout(v->timeout); /* UPD refreshes fully */
 	rstate_attach(ps, rs);
 	if (rs->rf)
 		rs->rf->active = false; /* the peer carries it now */
@@ -800,7 +933,7 @@ static void learned_delete(struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
 {
 	struct sid k = {.id = id, .creatorid = creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	HASH_FIND(hh, ps->rstates, &k, RSTATE_KEYLEN, rs);
 	log_debug("pfsync: DEL_C %08x/%016llx: %s", creatorid, (unsigned long long)id,
 		  !rs	   ? "unknown"
 		  : rs->rf ? "connection removed"
@@ -822,7 +955,7 @@ static void learned_clear(struct pfsyncd *ps, uint32_t creatorid)
 	struct rstate *rs, *tmp;
 	HASH_ITER(hh, ps->rstates, rs, tmp)
 	{
-		if (rs->key.creatorid != creatorid)
+		if (rs->creatorid != creatorid)
 			continue;
 		if (rs->rf)
 			rflow_unlink(ps, rs->rf, true);
@@ -1166,7 +1299,8 @@ static bool wire_add_rflow(struct pfsyncd *ps, struct pfsync_writer *w, struct r
 	for (int i = 0; i < 2; i++) {
 		if (!rs[i])
 			continue;
-		struct pf_view v = rs[i]->v;
+		struct pf_view v;
+		rstate_view(ps, rs[i], &v);
 		if (rf->q_full)
 			v.expire = 0; /* the receiver refreshes it to its full timeout */
 		if (!wire_add_view(ps, w, &v, rf->q_full ? WIRE_UPD : WIRE_UPD_C, 0)) {
@@ -1222,13 +1356,14 @@ static void in_upd_c(struct pfsyncd *ps, const struct pfsync_upd_c *u)
 	}
 	struct sid k = {.id = u->id, .creatorid = u->creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	HASH_FIND(hh, ps->rstates, &k, RSTATE_KEYLEN, rs);
 	if (!rs) {
 		/* unknown state: ask for all of it */
 		sidq_push(&ps->ureqq, &ps->nureq, &ps->capureq, u->creatorid, u->id);
 		return;
 	}
-	struct pf_view v = rs->v;
+	struct pf_view v;
+	rstate_view(ps, rs, &v);
 	v.src.state = u->src.state;
 	v.src.wscale = u->src.wscale;
 	v.dst.state = u->dst.state;
@@ -1262,7 +1397,7 @@ static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 	/* a state we learned: any pf node answers for every state it holds */
 	struct sid k = {.id = r->id, .creatorid = r->creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	HASH_FIND(hh, ps->rstates, &k, RSTATE_KEYLEN, rs);
 	if (rs && rs->rf) {
 		rflow_enqueue(ps, rs->rf, true);
 		return;
@@ -1725,7 +1860,12 @@ void pfsyncd_stop(struct carpd *cd)
 		HASH_DEL(ps->lflows, lf);
 		free(lf);
 	}
-	HASH_CLEAR(hh_post, ps->rposts); /* the index only; the rflows go next */
+	struct rpost *p, *ptmp;
+	HASH_ITER(hh, ps->rposts, p, ptmp)
+	{
+		HASH_DEL(ps->rposts, p);
+		free(p);
+	}
 	struct rflow *rf, *rtmp;
 	HASH_ITER(hh, ps->rflows, rf, rtmp)
 	{
@@ -1758,6 +1898,7 @@ void pfsyncd_stop(struct carpd *cd)
 	free(ps->delq);
 	free(ps->ureqq);
 	free(ps->ackq);
+	free(ps->ifnames);
 	free(ps);
 	cd->pfsync = NULL;
 }
