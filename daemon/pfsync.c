@@ -19,6 +19,7 @@
 #include "daemon/defer.h"
 #include "daemon/output.h"
 #include "daemon/pfsync.h"
+#include "daemon/ptab.h"
 #include "proto/flow.h"
 #include "proto/pfsync.h"
 
@@ -59,10 +60,8 @@ _Static_assert(sizeof(struct sid) == 16, "struct sid has padding");
  * was last read (lflow_views()), which keeps a connection at a fraction of two
  * struct pf_view. */
 struct lflow {
-	UT_hash_handle hh;    /* ps->lflows, by key */
-	UT_hash_handle hh_id; /* ps->lids, by id (UPD_REQ lookups) */
-	struct fkey key;
-	uint64_t id; /* of the first state; the second's is id + 1 */
+	struct fkey key; /* ps->lflows is by key, ps->lids by id (UPD_REQ lookups) */
+	uint64_t id;	 /* of the first state; the second's is id + 1 */
 	struct flow_tuple reply;
 	uint32_t timeout; /* the flow fields flow_to_pf() reads, as last read */
 	uint8_t tcp_state, wscale_orig, wscale_repl, status;
@@ -84,8 +83,8 @@ struct rflow;
  * rstate_store() convert), its interface name interned in ps->ifnames and its
  * addresses as long as its family needs (4 x 4 bytes for IPv4, not 4 x 16) */
 struct rstate {
-	UT_hash_handle hh;
-	/* the key: the first RSTATE_KEYLEN bytes of a struct sid, without its padding */
+	/* the key in ps->rstates: the first RSTATE_KEYLEN bytes of a struct sid, without its
+	 * padding */
 	uint64_t id;
 	uint32_t creatorid;
 	uint32_t orphaned_at; /* now_s() when rf became NULL: the other state of its
@@ -119,8 +118,7 @@ struct rpost {
 /* a conntrack entry built from learned states: first carries the ORIG tuple, second
  * (if any) the translation that follows it */
 struct rflow {
-	UT_hash_handle hh;
-	struct fkey key;
+	struct fkey key; /* in ps->rflows */
 	struct rstate *first, *second;
 	struct rflow *dnext;
 	struct rpost *post; /* its entry in ps->rposts, or NULL */
@@ -147,13 +145,14 @@ struct pfsyncd {
 	int family;
 	struct event *rx_ev, *flush_ev, *refresh_ev, *bulk_ev;
 	struct ct *ct;
-	struct lflow *lflows;
-	struct rstate *rstates;
-	struct rflow *rflows;
+	/* the tables that grow with the connections (see ptab.h) */
+	struct ptab lflows;   /* struct lflow by key */
+	struct ptab rstates;  /* struct rstate by id and creatorid */
+	struct ptab rflows;   /* struct rflow by key */
 	struct rpost *rposts; /* see struct rpost */
 	struct lflow *qhead;
 	struct rflow *rqhead; /* learned connections to announce */
-	struct lflow *lids;   /* by id, see struct lflow */
+	struct ptab lids;     /* struct lflow by id */
 	char (*ifnames)[16];  /* interned pf_view.ifname of learned states */
 	size_t nifnames;
 	struct rflow *dirty;
@@ -366,7 +365,9 @@ static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow 
 		 * the ids the peers know this connection by stay */
 		lf->id = (ps->next_id + 2) & ~(uint64_t)1;
 		ps->next_id = lf->id + 1;
-		HASH_ADD(hh_id, ps->lids, id, sizeof(lf->id), lf);
+		if (ptab_add(&ps->lids, lf) < 0)
+			log_warn("pfsync: out of memory: an UPD_REQ for %016llx will go unanswered",
+				 (unsigned long long)lf->id);
 	}
 	lf->reply = f->reply;
 	lf->timeout = f->timeout;
@@ -385,7 +386,7 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
 	struct fkey k;
 	struct lflow *lf;
 	fkey_of(f, &k);
-	HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+	lf = ptab_find(&ps->lflows, &k);
 	if (lf) {
 		if (lflow_build(ps, lf, f)) {
 			lf->q_upd = true;
@@ -404,7 +405,11 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
 	lf->q_ins = true;
 	lf->last_timeout = f->timeout;
 	lf->last_dump = now_s();
-	HASH_ADD(hh, ps->lflows, key, sizeof(k), lf);
+	if (ptab_add(&ps->lflows, lf) < 0) {
+		ptab_del(&ps->lids, lf);
+		free(lf);
+		return NULL;
+	}
 	lflow_enqueue(ps, lf);
 	return lf;
 }
@@ -426,9 +431,8 @@ static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
 				break;
 			}
 	}
-	if (lf->nstates)
-		HASH_DELETE(hh_id, ps->lids, lf);
-	HASH_DEL(ps->lflows, lf);
+	ptab_del(&ps->lids, lf);
+	ptab_del(&ps->lflows, lf);
 	free(lf);
 }
 
@@ -437,7 +441,7 @@ static void local_destroy(struct pfsyncd *ps, const struct flow *f)
 	struct fkey k;
 	struct lflow *lf;
 	fkey_of(f, &k);
-	HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+	lf = ptab_find(&ps->lflows, &k);
 	if (lf)
 		lflow_free(ps, lf, true);
 }
@@ -451,7 +455,7 @@ static struct rflow *find_learned(struct pfsyncd *ps, const struct flow *f)
 	struct fkey k;
 	struct rflow *rf;
 	fkey_of(f, &k);
-	HASH_FIND(hh, ps->rflows, &k, sizeof(k), rf);
+	rf = ptab_find(&ps->rflows, &k);
 	return rf;
 }
 
@@ -509,7 +513,7 @@ static void dump_each(void *arg, const struct flow *f)
 	struct fkey k;
 	struct lflow *lf;
 	fkey_of(f, &k);
-	HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+	lf = ptab_find(&ps->lflows, &k);
 	if (!lf) {
 		lf = local_new(ps, f); /* an event we missed */
 		if (lf)
@@ -538,30 +542,35 @@ static void rstate_free(struct pfsyncd *ps, struct rstate *rs);
 static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pfsyncd *ps = arg;
-	struct lflow *lf, *tmp;
-	struct rflow *rf, *rtmp;
-	HASH_ITER(hh, ps->lflows, lf, tmp)
-	lf->seen = false;
-	HASH_ITER(hh, ps->rflows, rf, rtmp)
-	rf->seen = false;
+	struct lflow *lf;
+	struct rflow *rf;
+	struct ptab_iter it = {0};
+	while ((lf = ptab_next(&ps->lflows, &it)))
+		lf->seen = false;
+	it = (struct ptab_iter){0};
+	while ((rf = ptab_next(&ps->rflows, &it)))
+		rf->seen = false;
 	struct dump_ctx dc = {ps, now_s()};
 	if (ct_dump(ps->ct, dump_each, &dc) == 0) {
 		/* gone from the kernel without a DESTROY event we saw */
-		HASH_ITER(hh, ps->lflows, lf, tmp)
-		if (!lf->seen)
-			lflow_free(ps, lf, true);
+		it = (struct ptab_iter){0};
+		while ((lf = ptab_next(&ps->lflows, &it)))
+			if (!lf->seen)
+				lflow_free(ps, lf, true);
 		/* learned entries the kernel no longer holds (expired, or never written):
 		 * forgotten, so memory follows the kernel; if the peer still has the
 		 * connection, its next update asks us for it again (UPD_C -> UPD_REQ) */
-		HASH_ITER(hh, ps->rflows, rf, rtmp)
-		if (!rf->seen && !rf->dirty)
-			rflow_drop(ps, rf, rf->active);
+		it = (struct ptab_iter){0};
+		while ((rf = ptab_next(&ps->rflows, &it)))
+			if (!rf->seen && !rf->dirty)
+				rflow_drop(ps, rf, rf->active);
 	}
 	/* states whose partner was deleted and whose own DEL_C never came */
-	struct rstate *rs, *stmp;
-	HASH_ITER(hh, ps->rstates, rs, stmp)
-	if (!rs->rf && dc.now - rs->orphaned_at >= REFRESH_S)
-		rstate_free(ps, rs);
+	struct rstate *rs;
+	it = (struct ptab_iter){0};
+	while ((rs = ptab_next(&ps->rstates, &it)))
+		if (!rs->rf && dc.now - rs->orphaned_at >= REFRESH_S)
+			rstate_free(ps, rs);
 	struct timeval tv = {REFRESH_S, 0};
 	evtimer_add(ps->refresh_ev, &tv);
 }
@@ -614,7 +623,7 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 		HASH_DEL(ps->rposts, rf->post);
 		free(rf->post);
 	}
-	HASH_DEL(ps->rflows, rf);
+	ptab_del(&ps->rflows, rf);
 	free(rf);
 }
 
@@ -646,7 +655,7 @@ static void rstate_free(struct pfsyncd *ps, struct rstate *rs)
 {
 	if (!rs)
 		return;
-	HASH_DEL(ps->rstates, rs);
+	ptab_del(&ps->rstates, rs);
 	free(rs);
 }
 
@@ -748,9 +757,12 @@ static struct rflow *rflow_new(struct pfsyncd *ps, const struct fkey *k, struct 
 	if (!rf)
 		return NULL;
 	rf->key = *k;
+	if (ptab_add(&ps->rflows, rf) < 0) {
+		free(rf);
+		return NULL;
+	}
 	rf->first = first;
 	first->rf = rf;
-	HASH_ADD(hh, ps->rflows, key, sizeof(*k), rf);
 	rflow_reindex_post(ps, rf);
 	return rf;
 }
@@ -771,7 +783,7 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 		rflow_mark(ps, rs->rf);
 		return;
 	}
-	HASH_FIND(hh, ps->rflows, &k, sizeof(k), rf);
+	rf = ptab_find(&ps->rflows, &k);
 	if (rf) {
 		struct flow_tuple fo, fp;
 		struct pf_view fv;
@@ -819,14 +831,14 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	if (!tuple_eq(&orig, &post)) {
 		struct fkey pk;
 		fkey_tuple(rs->af, rs->proto, &post, &pk);
-		HASH_FIND(hh, ps->rflows, &pk, sizeof(pk), it);
+		it = ptab_find(&ps->rflows, &pk);
 		if (it && !it->second) {
-			HASH_DEL(ps->rflows, it);
+			ptab_del(&ps->rflows, it);
 			it->second = it->first;
 			it->first = rs;
 			rs->rf = it;
 			it->key = k;
-			HASH_ADD(hh, ps->rflows, key, sizeof(k), it);
+			ptab_add(&ps->rflows, it); /* cannot fail right after a ptab_del() */
 			rflow_reindex_post(ps, it);
 			rflow_mark(ps, it);
 			return;
@@ -881,7 +893,7 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 	}
 	struct sid k = {.id = v->id, .creatorid = v->creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, RSTATE_KEYLEN, rs);
+	rs = ptab_find(&ps->rstates, &k);
 	/* a peer's state for a connection our own kernel tracks as ours: the same key
 	 * twice, which pf refuses too (pf_state_insert fails); ours stays */
 	struct flow_tuple orig, post;
@@ -889,7 +901,7 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 	struct lflow *lf;
 	pf_orig_candidate(v, &orig, &post);
 	fkey_tuple(v->af, v->proto, &orig, &fk);
-	HASH_FIND(hh, ps->lflows, &fk, sizeof(fk), lf);
+	lf = ptab_find(&ps->lflows, &fk);
 	if (lf) {
 		ps->c.collisions++;
 		return;
@@ -920,8 +932,10 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 			free(rs);
 		return;
 	}
-	if (fresh)
-		HASH_ADD(hh, ps->rstates, id, RSTATE_KEYLEN, rs);
+	if (fresh && ptab_add(&ps->rstates, rs) < 0) {
+		free(rs);
+		return;
+	}
 	if (!v->expire)
 		rs->expire = pf_default_timeout(v->timeout); /* UPD refreshes fully */
 	rstate_attach(ps, rs);
@@ -933,7 +947,7 @@ static void learned_delete(struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
 {
 	struct sid k = {.id = id, .creatorid = creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, RSTATE_KEYLEN, rs);
+	rs = ptab_find(&ps->rstates, &k);
 	log_debug("pfsync: DEL_C %08x/%016llx: %s", creatorid, (unsigned long long)id,
 		  !rs	   ? "unknown"
 		  : rs->rf ? "connection removed"
@@ -952,14 +966,14 @@ static void learned_delete(struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
 
 static void learned_clear(struct pfsyncd *ps, uint32_t creatorid)
 {
-	struct rstate *rs, *tmp;
-	HASH_ITER(hh, ps->rstates, rs, tmp)
-	{
+	struct rstate *rs;
+	struct ptab_iter it = {0};
+	while ((rs = ptab_next(&ps->rstates, &it))) {
 		if (rs->creatorid != creatorid)
 			continue;
 		if (rs->rf)
 			rflow_unlink(ps, rs->rf, true);
-		HASH_DEL(ps->rstates, rs);
+		ptab_del(&ps->rstates, rs);
 		free(rs);
 	}
 }
@@ -1046,15 +1060,16 @@ static void answer_bulk(struct pfsyncd *ps)
 {
 	ps->bulk_received_at = now_s();
 	ps->bus_start = true;
-	struct lflow *lf, *tmp;
-	HASH_ITER(hh, ps->lflows, lf, tmp)
-	{
+	struct lflow *lf;
+	struct ptab_iter it = {0};
+	while ((lf = ptab_next(&ps->lflows, &it))) {
 		lf->q_full = true;
 		lflow_enqueue(ps, lf);
 	}
-	struct rflow *rf, *rtmp;
-	HASH_ITER(hh, ps->rflows, rf, rtmp)
-	rflow_enqueue(ps, rf, true);
+	struct rflow *rf;
+	it = (struct ptab_iter){0};
+	while ((rf = ptab_next(&ps->rflows, &it)))
+		rflow_enqueue(ps, rf, true);
 	ps->bus_end = true;
 	schedule_flush(ps, true);
 }
@@ -1356,7 +1371,7 @@ static void in_upd_c(struct pfsyncd *ps, const struct pfsync_upd_c *u)
 	}
 	struct sid k = {.id = u->id, .creatorid = u->creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, RSTATE_KEYLEN, rs);
+	rs = ptab_find(&ps->rstates, &k);
 	if (!rs) {
 		/* unknown state: ask for all of it */
 		sidq_push(&ps->ureqq, &ps->nureq, &ps->capureq, u->creatorid, u->id);
@@ -1378,15 +1393,15 @@ static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 	if (r->id == 0 && r->creatorid == 0) {
 		log_info("pfsync: bulk update requested by a peer: sending %u connections "
 			 "(%u local, %u learned)",
-			 HASH_COUNT(ps->lflows) + HASH_COUNT(ps->rflows), HASH_COUNT(ps->lflows),
-			 HASH_COUNT(ps->rflows));
+			 (unsigned)ps->lflows.n + (unsigned)ps->rflows.n, (unsigned)ps->lflows.n,
+			 (unsigned)ps->rflows.n);
 		answer_bulk(ps);
 		return;
 	}
 	if (r->creatorid == ps->creatorid) {
 		struct lflow *l;
 		uint64_t first = r->id & ~(uint64_t)1;
-		HASH_FIND(hh_id, ps->lids, &first, sizeof(first), l);
+		l = ptab_find(&ps->lids, &first);
 		if (l && r->id - first < l->nstates) {
 			l->q_full = true;
 			lflow_enqueue(ps, l);
@@ -1397,7 +1412,7 @@ static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 	/* a state we learned: any pf node answers for every state it holds */
 	struct sid k = {.id = r->id, .creatorid = r->creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, RSTATE_KEYLEN, rs);
+	rs = ptab_find(&ps->rstates, &k);
 	if (rs && rs->rf) {
 		rflow_enqueue(ps, rs->rf, true);
 		return;
@@ -1416,7 +1431,7 @@ static void in_bus(struct pfsyncd *ps, const struct pfsync_bus *b)
 	} else if (b->status == PFSYNC_BUS_END) {
 		char why[96];
 		snprintf(why, sizeof(why), "bulk update done: %u states learned",
-			 HASH_COUNT(ps->rflows));
+			 (unsigned)ps->rflows.n);
 		bulk_done(ps, why);
 	}
 }
@@ -1765,6 +1780,10 @@ int pfsyncd_start(struct carpd *cd)
 	struct pfsyncd *ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return -1;
+	ptab_init(&ps->lflows, offsetof(struct lflow, key), sizeof(struct fkey));
+	ptab_init(&ps->lids, offsetof(struct lflow, id), sizeof(uint64_t));
+	ptab_init(&ps->rstates, offsetof(struct rstate, id), RSTATE_KEYLEN);
+	ptab_init(&ps->rflows, offsetof(struct rflow, key), sizeof(struct fkey));
 	ps->cd = cd;
 	ps->cfg = cd->conf->pfsync;
 	ps->fd = -1;
@@ -1853,31 +1872,22 @@ void pfsyncd_stop(struct carpd *cd)
 	struct pfsyncd *ps = cd->pfsync;
 	if (!ps)
 		return;
-	struct lflow *lf, *ltmp;
-	HASH_CLEAR(hh_id, ps->lids); /* the index only; the lflows go next */
-	HASH_ITER(hh, ps->lflows, lf, ltmp)
-	{
-		HASH_DEL(ps->lflows, lf);
-		free(lf);
-	}
+	for (size_t i = 0; i < ps->lflows.cap; i++)
+		free(ps->lflows.slot[i]);
+	ptab_clear(&ps->lflows);
+	ptab_clear(&ps->lids);
 	struct rpost *p, *ptmp;
 	HASH_ITER(hh, ps->rposts, p, ptmp)
 	{
 		HASH_DEL(ps->rposts, p);
 		free(p);
 	}
-	struct rflow *rf, *rtmp;
-	HASH_ITER(hh, ps->rflows, rf, rtmp)
-	{
-		HASH_DEL(ps->rflows, rf);
-		free(rf);
-	}
-	struct rstate *rs, *stmp;
-	HASH_ITER(hh, ps->rstates, rs, stmp)
-	{
-		HASH_DEL(ps->rstates, rs);
-		free(rs);
-	}
+	for (size_t i = 0; i < ps->rflows.cap; i++)
+		free(ps->rflows.slot[i]);
+	ptab_clear(&ps->rflows);
+	for (size_t i = 0; i < ps->rstates.cap; i++)
+		free(ps->rstates.slot[i]);
+	ptab_clear(&ps->rstates);
 	if (ps->demoted)
 		cd->demotion -= SYNC_DEMOTION;
 	if (ps->defer) {
@@ -1921,8 +1931,8 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 			    ", \"version\": %u, \"creatorid\": \"0x%08x\", \"states\": %u, "
 			    "\"states_local\": %u, \"states_learned\": %u, \"bulk\": \"%s\", ",
 			    ps->cfg.version, ps->creatorid,
-			    HASH_COUNT(ps->lflows) + HASH_COUNT(ps->rflows), HASH_COUNT(ps->lflows),
-			    HASH_COUNT(ps->rflows), bulk_name(ps));
+			    (unsigned)ps->lflows.n + (unsigned)ps->rflows.n, (unsigned)ps->lflows.n,
+			    (unsigned)ps->rflows.n, bulk_name(ps));
 	if (ps->peer_heard) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -1983,7 +1993,7 @@ void pfsyncd_status_text(const struct carpd *cd, struct evbuffer *out)
 		"pfsync: %s version %u creatorid 0x%08x, bulk %s, states %u local + %u "
 		"learned, in %llu out %llu, drops ttl %llu ver %llu len %llu act %llu\n",
 		ps->cfg.ifname, ps->cfg.version, ps->creatorid, bulk_name(ps),
-		HASH_COUNT(ps->lflows), HASH_COUNT(ps->rflows), (unsigned long long)ps->c.ipackets,
+		(unsigned)ps->lflows.n, (unsigned)ps->rflows.n, (unsigned long long)ps->c.ipackets,
 		(unsigned long long)ps->c.opackets, (unsigned long long)ps->c.badttl,
 		(unsigned long long)ps->c.badver, (unsigned long long)ps->c.badlen,
 		(unsigned long long)ps->c.badact);
@@ -1998,7 +2008,7 @@ void pfsyncd_metrics(const struct carpd *cd, struct evbuffer *out)
 			    "# TYPE carpd_pfsync_states gauge\n"
 			    "carpd_pfsync_states{origin=\"local\"} %u\n"
 			    "carpd_pfsync_states{origin=\"learned\"} %u\n",
-			    HASH_COUNT(ps->lflows), HASH_COUNT(ps->rflows));
+			    (unsigned)ps->lflows.n, (unsigned)ps->rflows.n);
 	evbuffer_add_printf(out,
 			    "# TYPE carpd_pfsync_bulk_pending gauge\n"
 			    "carpd_pfsync_bulk_pending %d\n",

@@ -116,8 +116,16 @@ void ptab_del(struct ptab *t, const void *e)
 		i = j;
 	}
 done:
-	if (--t->n == 0)
-		ptab_clear(t);
+	/* an emptied table gives its memory back, but for PTAB_MIN slots: an entry
+	 * deleted and added again (a new key) never needs an allocation */
+	if (--t->n == 0 && t->cap > PTAB_MIN) {
+		void **ns = calloc(PTAB_MIN, sizeof(*ns));
+		if (ns) {
+			free(t->slot);
+			t->slot = ns;
+			t->cap = PTAB_MIN;
+		}
+	}
 }
 
 void ptab_clear(struct ptab *t)

@@ -24,8 +24,9 @@ struct ptab {
 void ptab_init(struct ptab *t, size_t key_off, size_t key_len);
 /* the entry with this key, or NULL */
 void *ptab_find(const struct ptab *t, const void *key);
-/* Add an entry whose key is not in the table yet: 0, or -1 when out of memory (it
- * never fails when an entry was deleted since the table last grew). */
+/* Add an entry whose key is not in the table yet: 0, or -1 when out of memory
+ * (never right after a ptab_del(): the table only grows when it is 3/4 full and
+ * only shrinks, to a minimum it keeps, when it is empty). */
 int ptab_add(struct ptab *t, void *e);
 /* Remove this entry (by its key and identity); nothing if it is not there. */
 void ptab_del(struct ptab *t, const void *e);

@@ -93,7 +93,9 @@ int main(void)
 		ptab_del(&t, e);
 		e->live = 0;
 	}
-	CHECK(t.n == 0 && t.slot == NULL, "all deleted while iterating: empty, no slots");
+	CHECK(t.n == 0 && t.cap == 64, "all deleted while iterating: empty, back to 64 slots");
+	CHECK(ptab_add(&t, &ents[1]) == 0 && ptab_find(&t, ents[1].key) == &ents[1],
+	      "an emptied table takes entries again");
 	free(seen);
 	ptab_clear(&t);
 	return tap_done();
