@@ -60,21 +60,26 @@ _Static_assert(sizeof(struct sid) == 16, "struct sid has padding");
  * was last read (lflow_views()), which keeps a connection at a fraction of two
  * struct pf_view. */
 struct lflow {
-	struct fkey key; /* ps->lflows is by key, ps->lids by id (UPD_REQ lookups) */
-	uint64_t id;	 /* of the first state; the second's is id + 1 */
-	struct flow_tuple reply;
-	uint32_t timeout; /* the flow fields flow_to_pf() reads, as last read */
+	struct fkey key;     /* ps->lflows is by key, ps->lids by id (UPD_REQ lookups) */
+	uint64_t id;	     /* of the first state; the second's is id + 1 */
+	struct lflow *qnext; /* send queue */
+	/* the flow fields flow_to_pf() reads, as last read. Of the REPLY tuple only
+	 * the end a NAT may have changed: with xdnat its source, else its
+	 * destination; the other end is the ORIG tuple's, reversed (flow_to_pf()
+	 * maps no flow with both) */
+	union flow_addr xaddr;
+	uint32_t timeout;
+	uint32_t last_sent; /* now_s() */
+	uint32_t last_timeout;
+	uint32_t last_dump;
+	uint16_t xport;
 	uint8_t tcp_state, wscale_orig, wscale_repl, status;
-	bool wscale_known : 1;
+	bool wscale_known : 1, xdnat : 1;
 	bool q_ins : 1, q_upd : 1, q_full : 1, seen : 1;
 	bool ack : 1; /* defer: the INS asks for INS_ACK */
 	bool queued : 1;
 	uint8_t nstates;
-	uint8_t pftm;	     /* the first state's PFTM_* timeout index */
-	struct lflow *qnext; /* send queue */
-	uint32_t last_sent;  /* now_s() */
-	uint32_t last_timeout;
-	uint32_t last_dump;
+	uint8_t pftm; /* the first state's PFTM_* timeout index */
 };
 _Static_assert((FLOW_SEEN_REPLY | FLOW_ASSURED) <= UINT8_MAX, "lflow.status is 8 bits");
 
@@ -335,7 +340,17 @@ static int lflow_views(const struct pfsyncd *ps, const struct lflow *lf, struct 
 	f.proto = lf->key.proto;
 	f.zone = lf->key.zone;
 	f.orig = lf->key.t;
-	f.reply = lf->reply;
+	if (lf->xdnat) {
+		f.reply.src = lf->xaddr;
+		f.reply.sport = lf->xport;
+		f.reply.dst = f.orig.src;
+		f.reply.dport = f.orig.sport;
+	} else {
+		f.reply.src = f.orig.dst;
+		f.reply.sport = f.orig.dport;
+		f.reply.dst = lf->xaddr;
+		f.reply.dport = lf->xport;
+	}
 	f.tcp_state = lf->tcp_state;
 	f.wscale_known = lf->wscale_known;
 	f.wscale_orig = lf->wscale_orig;
@@ -369,7 +384,12 @@ static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow 
 			log_warn("pfsync: out of memory: an UPD_REQ for %016llx will go unanswered",
 				 (unsigned long long)lf->id);
 	}
-	lf->reply = f->reply;
+	/* ICMP: flow_to_pf() reads no REPLY port */
+	bool icmp = f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6;
+	lf->xdnat = memcmp(&f->reply.src, &f->orig.dst, f->af == AF_INET6 ? 16 : 4) ||
+		    (!icmp && f->reply.sport != f->orig.dport);
+	lf->xaddr = lf->xdnat ? f->reply.src : f->reply.dst;
+	lf->xport = lf->xdnat ? f->reply.sport : f->reply.dport;
 	lf->timeout = f->timeout;
 	lf->tcp_state = f->tcp_state;
 	lf->wscale_known = f->wscale_known;
