@@ -203,12 +203,16 @@ static void fkey_of(const struct flow *f, struct fkey *k)
 	k->t = f->orig;
 }
 
+/* the key of a tuple taken from a pf state: as fkey_of() makes it from the kernel's
+ * flow, where an ICMP tuple's dport is 0 (pf puts the identifier in both ports) */
 static void fkey_tuple(uint8_t af, uint8_t proto, const struct flow_tuple *t, struct fkey *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->af = af;
 	k->proto = proto;
 	k->t = *t;
+	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
+		k->t.dport = 0;
 }
 
 /* ---- learned states, packed ----------------------------------------------------- */
