@@ -216,4 +216,10 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* notify.c: systemd's notification protocol (sd_notify(3)) without libsystemd.
+ * Send "READY=1" and the like to $NOTIFY_SOCKET: 1 sent, 0 no socket, -1 error. */
+int carpd_notify(const char *state);
+/* $WATCHDOG_USEC when it is meant for this process, else 0 */
+uint64_t carpd_watchdog_usec(void);
+
 #endif

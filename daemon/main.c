@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "daemon/carpd.h"
@@ -80,7 +79,7 @@ static int open_vhids(struct carpd *cd)
 static void reload(struct carpd *cd)
 {
 	struct conf_errors errs = {0};
-	sd_notify(0, "RELOADING=1");
+	carpd_notify("RELOADING=1");
 	struct conf *nc = conf_parse_file(cd->conf_path, &errs);
 	if (nc && conf_check_system(nc, &errs) > 0) {
 		conf_free(nc);
@@ -91,7 +90,7 @@ static void reload(struct carpd *cd)
 			log_err("reload refused: %s", errs.msg[i]);
 		log_err("reload refused: %s is invalid, the running configuration stays",
 			cd->conf_path);
-		sd_notify(0, "READY=1");
+		carpd_notify("READY=1");
 		return;
 	}
 	struct conf *old = cd->conf;
@@ -160,7 +159,7 @@ static void reload(struct carpd *cd)
 			 nc->notify_user);
 	conf_free(old);
 	log_info("configuration reloaded from %s", cd->conf_path);
-	sd_notify(0, "READY=1");
+	carpd_notify("READY=1");
 }
 
 static void shutdown_all(struct carpd *cd, bool planned)
@@ -200,7 +199,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		break;
 	default:
 		if (!cd->handing_over && !cd->stopping) {
-			sd_notify(0, "STOPPING=1");
+			carpd_notify("STOPPING=1");
 			/* replicated state first, then the addresses */
 			pfsyncd_flush(cd);
 			size_t n = carpd_begin_handover(cd);
@@ -227,7 +226,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
 	/* The loop ran this timer, so the loop is alive. */
-	sd_notify(0, "WATCHDOG=1");
+	carpd_notify("WATCHDOG=1");
 }
 
 int main(int argc, char **argv)
@@ -322,8 +321,8 @@ int main(int argc, char **argv)
 	event_add(cd.sig_hup, NULL);
 	event_add(cd.sig_chld, NULL);
 
-	uint64_t wd_usec = 0;
-	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+	uint64_t wd_usec = carpd_watchdog_usec();
+	if (wd_usec > 0) {
 		struct timeval tv = {.tv_sec = (time_t)(wd_usec / 2 / 1000000),
 				     .tv_usec = (suseconds_t)(wd_usec / 2 % 1000000)};
 		cd.watchdog = event_new(cd.base, -1, EV_PERSIST, watchdog_cb, &cd);
@@ -331,7 +330,7 @@ int main(int argc, char **argv)
 	}
 	log_info("carpd %s started: %zu vhid(s), control socket %s%s%s", CARPD_VERSION, cd.nvhids,
 		 control_path(&cd, cd.conf), ro_path[0] ? ", read-only socket " : "", ro_path);
-	sd_notify(0, "READY=1");
+	carpd_notify("READY=1");
 
 	event_base_dispatch(cd.base);
 

@@ -4,6 +4,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/ip.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "daemon/defer.h"
 #include "daemon/output.h"
 #include "daemon/pfsync.h"
+#include "daemon/ptab.h"
 #include "proto/flow.h"
 #include "proto/pfsync.h"
 
@@ -53,62 +55,88 @@ struct sid {
 };
 _Static_assert(sizeof(struct sid) == 16, "struct sid has padding");
 
-/* a local conntrack entry and the pf states we announce for it */
+/* a local conntrack entry and the pf states we announce for it. Not the states
+ * themselves: they follow from the key and what the conntrack entry had when it
+ * was last read (lflow_views()), which keeps a connection at a fraction of two
+ * struct pf_view. */
 struct lflow {
-	UT_hash_handle hh;
-	struct fkey key;
-	struct flow f;
-	struct pf_view st[2];
-	int nstates;
-	bool q_ins, q_upd, q_full, seen;
-	bool ack;	     /* defer: the INS asks for INS_ACK */
+	struct fkey key;     /* ps->lflows is by key, ps->lids by id (UPD_REQ lookups) */
+	uint64_t id;	     /* of the first state; the second's is id + 1 */
 	struct lflow *qnext; /* send queue */
-	bool queued;
-	time_t last_sent;
+	/* the flow fields flow_to_pf() reads, as last read. Of the REPLY tuple only
+	 * the end a NAT may have changed: with xdnat its source, else its
+	 * destination; the other end is the ORIG tuple's, reversed (flow_to_pf()
+	 * maps no flow with both) */
+	union flow_addr xaddr;
+	uint32_t timeout;
+	uint32_t last_sent; /* now_s() */
 	uint32_t last_timeout;
-	time_t last_dump;
+	uint32_t last_dump;
+	uint16_t xport;
+	uint8_t tcp_state, wscale_orig, wscale_repl, status;
+	bool wscale_known : 1, xdnat : 1;
+	bool q_ins : 1, q_upd : 1, q_full : 1, seen : 1;
+	bool ack : 1; /* defer: the INS asks for INS_ACK */
+	bool queued : 1;
+	uint8_t nstates;
+	uint8_t pftm; /* the first state's PFTM_* timeout index */
 };
-
-/* the ids of our local states -> their connection (UPD_REQ lookups) */
-struct lid {
-	UT_hash_handle hh;
-	uint64_t id;
-	struct lflow *lf;
-};
+_Static_assert((FLOW_SEEN_REPLY | FLOW_ASSURED) <= UINT8_MAX, "lflow.status is 8 bits");
 
 struct rflow;
-/* a pf state learned from a peer */
+/* a pf state learned from a peer: a struct pf_view packed (rstate_view() and
+ * rstate_store() convert), its interface name interned in ps->ifnames and its
+ * addresses as long as its family needs (4 x 4 bytes for IPv4, not 4 x 16) */
 struct rstate {
-	UT_hash_handle hh;
-	struct sid key;
-	struct pf_view v;
+	/* the key in ps->rstates: the first RSTATE_KEYLEN bytes of a struct sid, without its
+	 * padding */
+	uint64_t id;
+	uint32_t creatorid;
+	uint32_t orphaned_at; /* now_s() when rf became NULL: the other state of its
+				 connection went first; its own DEL_C normally follows */
 	struct rflow *rf;
-	time_t orphaned_at; /* when rf became NULL: the other state of its connection
-			       went first; its own DEL_C normally follows */
+	uint32_t expire;
+	uint16_t state_flags;
+	uint16_t ifname; /* index into ps->ifnames */
+	uint8_t af, proto, direction, timeout;
+	struct pf_peer src, dst;
+	uint16_t port[2][2]; /* key[k].port[i] */
+	uint8_t addr[];	     /* key[k].addr[i] at (2k + i) * alen */
+};
+
+#define RSTATE_KEYLEN 12 /* id and creatorid */
+_Static_assert(offsetof(struct rstate, creatorid) == offsetof(struct rstate, id) + 8 &&
+		       offsetof(struct sid, creatorid) == offsetof(struct sid, id) + 8 &&
+		       offsetof(struct sid, id) == 0,
+	       "struct rstate's key is laid out as the start of struct sid");
+#define RSTATE_IFNAMES_MAX 4096 /* distinct interface names learned states carry */
+
+/* index of half-known translations: a first state that translates and waits for
+ * the state continuing it (DNAT), keyed by its translated tuple. Allocated only
+ * while an rflow waits, not in every rflow. */
+struct rpost {
+	UT_hash_handle hh;
+	struct fkey key;
+	struct rflow *rf;
 };
 
 /* a conntrack entry built from learned states: first carries the ORIG tuple, second
  * (if any) the translation that follows it */
 struct rflow {
-	UT_hash_handle hh;
-	struct fkey key;
+	struct fkey key; /* in ps->rflows */
 	struct rstate *first, *second;
-	bool dirty;
 	struct rflow *dnext;
-	/* index of half-known translations: a first state that translates and waits
-	 * for the state continuing it (DNAT), keyed by its translated tuple */
-	UT_hash_handle hh_post;
-	struct fkey post_key;
-	bool post_indexed;
+	struct rpost *post; /* its entry in ps->rposts, or NULL */
+	struct rflow *qnext;
+	bool dirty : 1;
 	/* traffic went through our copy since the peer last updated it (we are, or
 	 * were, the one forwarding it): we announce its changes and its end under
 	 * the creator's ids, as pf does for states it imported */
-	bool active;
-	bool queued, q_full, seen;
-	struct rflow *qnext;
-	time_t last_sent;
+	bool active : 1;
+	bool queued : 1, q_full : 1, seen : 1;
+	uint32_t last_sent;    /* now_s() */
 	uint32_t last_timeout; /* what the kernel held at the last dump or write */
-	time_t last_dump;
+	uint32_t last_dump;
 };
 
 struct pfsyncd {
@@ -122,13 +150,16 @@ struct pfsyncd {
 	int family;
 	struct event *rx_ev, *flush_ev, *refresh_ev, *bulk_ev;
 	struct ct *ct;
-	struct lflow *lflows;
-	struct rstate *rstates;
-	struct rflow *rflows;
-	struct rflow *rposts; /* by post_key, see struct rflow */
+	/* the tables that grow with the connections (see ptab.h) */
+	struct ptab lflows;   /* struct lflow by key */
+	struct ptab rstates;  /* struct rstate by id and creatorid */
+	struct ptab rflows;   /* struct rflow by key */
+	struct rpost *rposts; /* see struct rpost */
 	struct lflow *qhead;
 	struct rflow *rqhead; /* learned connections to announce */
-	struct lid *lids;
+	struct ptab lids;     /* struct lflow by id */
+	char (*ifnames)[16];  /* interned pf_view.ifname of learned states */
+	size_t nifnames;
 	struct rflow *dirty;
 	/* small queues of ids */
 	struct sid *delq, *ureqq, *ackq;
@@ -172,12 +203,99 @@ static void fkey_of(const struct flow *f, struct fkey *k)
 	k->t = f->orig;
 }
 
+/* the key of a tuple taken from a pf state: as fkey_of() makes it from the kernel's
+ * flow, where an ICMP tuple's dport is 0 (pf puts the identifier in both ports) */
 static void fkey_tuple(uint8_t af, uint8_t proto, const struct flow_tuple *t, struct fkey *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->af = af;
 	k->proto = proto;
 	k->t = *t;
+	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
+		k->t.dport = 0;
+}
+
+/* ---- learned states, packed ----------------------------------------------------- */
+
+static size_t rstate_alen(uint8_t af)
+{
+	return af == AF_INET6 ? 16 : 4;
+}
+
+static struct rstate *rstate_alloc(uint8_t af)
+{
+	return calloc(1, offsetof(struct rstate, addr) + 4 * rstate_alen(af));
+}
+
+static void rstate_view(const struct pfsyncd *ps, const struct rstate *rs, struct pf_view *v)
+{
+	size_t alen = rstate_alen(rs->af);
+	memset(v, 0, sizeof(*v));
+	v->id = rs->id;
+	v->creatorid = rs->creatorid;
+	v->af = rs->af;
+	v->proto = rs->proto;
+	v->direction = rs->direction;
+	memcpy(v->ifname, ps->ifnames[rs->ifname], sizeof(v->ifname));
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 2; i++) {
+			memcpy(v->key[k].addr[i].bytes, rs->addr + (size_t)(2 * k + i) * alen,
+			       alen);
+			v->key[k].port[i] = rs->port[k][i];
+		}
+	v->src = rs->src;
+	v->dst = rs->dst;
+	v->timeout = rs->timeout;
+	v->expire = rs->expire;
+	v->state_flags = rs->state_flags;
+}
+
+/* Pack v into rs, which has its family (rstate_alloc()); false, counted, when its
+ * interface name is one too many. */
+static bool rstate_store(struct pfsyncd *ps, struct rstate *rs, const struct pf_view *v)
+{
+	size_t n;
+	for (n = 0; n < ps->nifnames; n++)
+		if (!memcmp(ps->ifnames[n], v->ifname, sizeof(v->ifname)))
+			break;
+	if (n == ps->nifnames) {
+		char(*grown)[16] = n < RSTATE_IFNAMES_MAX
+					   ? realloc(ps->ifnames, (n + 1) * sizeof(*grown))
+					   : NULL;
+		if (!grown) {
+			ps->c.not_mappable++;
+			return false;
+		}
+		ps->ifnames = grown;
+		memcpy(grown[n], v->ifname, sizeof(grown[n]));
+		ps->nifnames++;
+	}
+	size_t alen = rstate_alen(rs->af);
+	rs->ifname = (uint16_t)n;
+	rs->proto = v->proto;
+	rs->direction = v->direction;
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 2; i++) {
+			memcpy(rs->addr + (size_t)(2 * k + i) * alen, v->key[k].addr[i].bytes,
+			       alen);
+			rs->port[k][i] = v->key[k].port[i];
+		}
+	rs->src = v->src;
+	rs->dst = v->dst;
+	rs->timeout = v->timeout;
+	rs->expire = v->expire;
+	rs->state_flags = v->state_flags;
+	return true;
+}
+
+/* the conntrack entry a learned connection's states make */
+static int rflow_to_flow(const struct pfsyncd *ps, const struct rflow *rf, struct flow *f)
+{
+	struct pf_view a, b;
+	rstate_view(ps, rf->first, &a);
+	if (rf->second)
+		rstate_view(ps, rf->second, &b);
+	return pf_to_flow(&a, rf->second ? &b : NULL, f);
 }
 
 /* ---- queues -------------------------------------------------------------------- */
@@ -216,6 +334,43 @@ static void lflow_enqueue(struct pfsyncd *ps, struct lflow *lf)
 
 /* ---- local flows (conntrack -> peers) -------------------------------------------------- */
 
+/* The pf states of a local connection, as lflow_build() last saw it; returns
+ * their number. */
+static int lflow_views(const struct pfsyncd *ps, const struct lflow *lf, struct pf_view st[2])
+{
+	struct flow f;
+	memset(&f, 0, sizeof(f));
+	f.af = lf->key.af;
+	f.proto = lf->key.proto;
+	f.zone = lf->key.zone;
+	f.orig = lf->key.t;
+	if (lf->xdnat) {
+		f.reply.src = lf->xaddr;
+		f.reply.sport = lf->xport;
+		f.reply.dst = f.orig.src;
+		f.reply.dport = f.orig.sport;
+	} else {
+		f.reply.src = f.orig.dst;
+		f.reply.sport = f.orig.dport;
+		f.reply.dst = lf->xaddr;
+		f.reply.dport = lf->xport;
+	}
+	f.tcp_state = lf->tcp_state;
+	f.wscale_known = lf->wscale_known;
+	f.wscale_orig = lf->wscale_orig;
+	f.wscale_repl = lf->wscale_repl;
+	f.status = lf->status;
+	f.timeout = lf->timeout;
+	int n = flow_to_pf(&f, st);
+	if (n > lf->nstates)
+		n = lf->nstates;
+	for (int i = 0; i < n; i++) {
+		st[i].id = lf->id + (uint64_t)i;
+		st[i].creatorid = ps->creatorid;
+	}
+	return n;
+}
+
 static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow *f)
 {
 	struct pf_view st[2];
@@ -224,24 +379,29 @@ static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow 
 		ps->c.not_mappable++;
 		return false;
 	}
-	for (int i = 0; i < n; i++) {
-		/* keep the ids the peers know this connection by */
-		if (lf->nstates > i) {
-			st[i].id = lf->st[i].id;
-		} else {
-			st[i].id = ++ps->next_id;
-			struct lid *l = malloc(sizeof(*l));
-			if (l) {
-				l->id = st[i].id;
-				l->lf = lf;
-				HASH_ADD(hh, ps->lids, id, sizeof(l->id), l);
-			}
-		}
-		st[i].creatorid = ps->creatorid;
+	if (!lf->nstates) {
+		/* ids in pairs, the first even: one index entry finds both states, and
+		 * the ids the peers know this connection by stay */
+		lf->id = (ps->next_id + 2) & ~(uint64_t)1;
+		ps->next_id = lf->id + 1;
+		if (ptab_add(&ps->lids, lf) < 0)
+			log_warn("pfsync: out of memory: an UPD_REQ for %016llx will go unanswered",
+				 (unsigned long long)lf->id);
 	}
-	memcpy(lf->st, st, sizeof(st));
-	lf->nstates = n;
-	lf->f = *f;
+	/* ICMP: flow_to_pf() reads no REPLY port */
+	bool icmp = f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6;
+	lf->xdnat = memcmp(&f->reply.src, &f->orig.dst, f->af == AF_INET6 ? 16 : 4) ||
+		    (!icmp && f->reply.sport != f->orig.dport);
+	lf->xaddr = lf->xdnat ? f->reply.src : f->reply.dst;
+	lf->xport = lf->xdnat ? f->reply.sport : f->reply.dport;
+	lf->timeout = f->timeout;
+	lf->tcp_state = f->tcp_state;
+	lf->wscale_known = f->wscale_known;
+	lf->wscale_orig = f->wscale_orig;
+	lf->wscale_repl = f->wscale_repl;
+	lf->status = (uint8_t)(f->status & (FLOW_SEEN_REPLY | FLOW_ASSURED));
+	lf->nstates = (uint8_t)n;
+	lf->pftm = st[0].timeout;
 	return true;
 }
 
@@ -250,7 +410,7 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
 	struct fkey k;
 	struct lflow *lf;
 	fkey_of(f, &k);
-	HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+	lf = ptab_find(&ps->lflows, &k);
 	if (lf) {
 		if (lflow_build(ps, lf, f)) {
 			lf->q_upd = true;
@@ -269,7 +429,11 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
 	lf->q_ins = true;
 	lf->last_timeout = f->timeout;
 	lf->last_dump = now_s();
-	HASH_ADD(hh, ps->lflows, key, sizeof(k), lf);
+	if (ptab_add(&ps->lflows, lf) < 0) {
+		ptab_del(&ps->lids, lf);
+		free(lf);
+		return NULL;
+	}
 	lflow_enqueue(ps, lf);
 	return lf;
 }
@@ -278,8 +442,8 @@ static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
 {
 	if (announce && !lf->q_ins) {
 		for (int i = 0; i < lf->nstates; i++)
-			sidq_push(&ps->delq, &ps->ndel, &ps->capdel, lf->st[i].creatorid,
-				  lf->st[i].id);
+			sidq_push(&ps->delq, &ps->ndel, &ps->capdel, ps->creatorid,
+				  lf->id + (uint64_t)i);
 		schedule_flush(ps, false);
 	}
 	/* An INS still queued for a connection that is already gone: send nothing at
@@ -291,15 +455,8 @@ static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
 				break;
 			}
 	}
-	for (int i = 0; i < lf->nstates; i++) {
-		struct lid *l;
-		HASH_FIND(hh, ps->lids, &lf->st[i].id, sizeof(lf->st[i].id), l);
-		if (l) {
-			HASH_DEL(ps->lids, l);
-			free(l);
-		}
-	}
-	HASH_DEL(ps->lflows, lf);
+	ptab_del(&ps->lids, lf);
+	ptab_del(&ps->lflows, lf);
 	free(lf);
 }
 
@@ -308,7 +465,7 @@ static void local_destroy(struct pfsyncd *ps, const struct flow *f)
 	struct fkey k;
 	struct lflow *lf;
 	fkey_of(f, &k);
-	HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+	lf = ptab_find(&ps->lflows, &k);
 	if (lf)
 		lflow_free(ps, lf, true);
 }
@@ -322,7 +479,7 @@ static struct rflow *find_learned(struct pfsyncd *ps, const struct flow *f)
 	struct fkey k;
 	struct rflow *rf;
 	fkey_of(f, &k);
-	HASH_FIND(hh, ps->rflows, &k, sizeof(k), rf);
+	rf = ptab_find(&ps->rflows, &k);
 	return rf;
 }
 
@@ -380,7 +537,7 @@ static void dump_each(void *arg, const struct flow *f)
 	struct fkey k;
 	struct lflow *lf;
 	fkey_of(f, &k);
-	HASH_FIND(hh, ps->lflows, &k, sizeof(k), lf);
+	lf = ptab_find(&ps->lflows, &k);
 	if (!lf) {
 		lf = local_new(ps, f); /* an event we missed */
 		if (lf)
@@ -393,7 +550,7 @@ static void dump_each(void *arg, const struct flow *f)
 	 * does not expire (pf refreshes a state's expiry on every UPD / UPD_C). */
 	time_t elapsed = dc->now - lf->last_dump;
 	bool active = (int64_t)f->timeout + 1 > (int64_t)lf->last_timeout - elapsed;
-	if (active && dc->now - lf->last_sent >= refresh_period(lf->st[0].timeout)) {
+	if (active && dc->now - lf->last_sent >= refresh_period(lf->pftm)) {
 		if (lflow_build(ps, lf, f)) {
 			lf->q_upd = true;
 			lflow_enqueue(ps, lf);
@@ -409,30 +566,35 @@ static void rstate_free(struct pfsyncd *ps, struct rstate *rs);
 static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pfsyncd *ps = arg;
-	struct lflow *lf, *tmp;
-	struct rflow *rf, *rtmp;
-	HASH_ITER(hh, ps->lflows, lf, tmp)
-	lf->seen = false;
-	HASH_ITER(hh, ps->rflows, rf, rtmp)
-	rf->seen = false;
+	struct lflow *lf;
+	struct rflow *rf;
+	struct ptab_iter it = {0};
+	while ((lf = ptab_next(&ps->lflows, &it)))
+		lf->seen = false;
+	it = (struct ptab_iter){0};
+	while ((rf = ptab_next(&ps->rflows, &it)))
+		rf->seen = false;
 	struct dump_ctx dc = {ps, now_s()};
 	if (ct_dump(ps->ct, dump_each, &dc) == 0) {
 		/* gone from the kernel without a DESTROY event we saw */
-		HASH_ITER(hh, ps->lflows, lf, tmp)
-		if (!lf->seen)
-			lflow_free(ps, lf, true);
+		it = (struct ptab_iter){0};
+		while ((lf = ptab_next(&ps->lflows, &it)))
+			if (!lf->seen)
+				lflow_free(ps, lf, true);
 		/* learned entries the kernel no longer holds (expired, or never written):
 		 * forgotten, so memory follows the kernel; if the peer still has the
 		 * connection, its next update asks us for it again (UPD_C -> UPD_REQ) */
-		HASH_ITER(hh, ps->rflows, rf, rtmp)
-		if (!rf->seen && !rf->dirty)
-			rflow_drop(ps, rf, rf->active);
+		it = (struct ptab_iter){0};
+		while ((rf = ptab_next(&ps->rflows, &it)))
+			if (!rf->seen && !rf->dirty)
+				rflow_drop(ps, rf, rf->active);
 	}
 	/* states whose partner was deleted and whose own DEL_C never came */
-	struct rstate *rs, *stmp;
-	HASH_ITER(hh, ps->rstates, rs, stmp)
-	if (!rs->rf && dc.now - rs->orphaned_at >= REFRESH_S)
-		rstate_free(ps, rs);
+	struct rstate *rs;
+	it = (struct ptab_iter){0};
+	while ((rs = ptab_next(&ps->rstates, &it)))
+		if (!rs->rf && dc.now - rs->orphaned_at >= REFRESH_S)
+			rstate_free(ps, rs);
 	struct timeval tv = {REFRESH_S, 0};
 	evtimer_add(ps->refresh_ev, &tv);
 }
@@ -457,7 +619,7 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 {
 	if (remove_entry && rf->first) {
 		struct flow f;
-		if (pf_to_flow(&rf->first->v, rf->second ? &rf->second->v : NULL, &f) == 0)
+		if (rflow_to_flow(ps, rf, &f) == 0)
 			ct_remove(ps->ct, &f);
 	}
 	time_t now = now_s();
@@ -481,34 +643,43 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 				*pp = rf->qnext;
 				break;
 			}
-	if (rf->post_indexed)
-		HASH_DELETE(hh_post, ps->rposts, rf);
-	HASH_DEL(ps->rflows, rf);
+	if (rf->post) {
+		HASH_DEL(ps->rposts, rf->post);
+		free(rf->post);
+	}
+	ptab_del(&ps->rflows, rf);
 	free(rf);
 }
 
 static void rflow_reindex_post(struct pfsyncd *ps, struct rflow *rf)
 {
-	if (rf->post_indexed) {
-		HASH_DELETE(hh_post, ps->rposts, rf);
-		rf->post_indexed = false;
+	if (rf->post) {
+		HASH_DEL(ps->rposts, rf->post);
+		free(rf->post);
+		rf->post = NULL;
 	}
 	if (rf->second || !rf->first)
 		return;
 	struct flow_tuple fo, fp;
-	pf_orig_candidate(&rf->first->v, &fo, &fp);
+	struct pf_view v;
+	rstate_view(ps, rf->first, &v);
+	pf_orig_candidate(&v, &fo, &fp);
 	if (tuple_eq(&fo, &fp))
 		return;
-	fkey_tuple(rf->first->v.af, rf->first->v.proto, &fp, &rf->post_key);
-	HASH_ADD(hh_post, ps->rposts, post_key, sizeof(rf->post_key), rf);
-	rf->post_indexed = true;
+	struct rpost *p = malloc(sizeof(*p));
+	if (!p)
+		return; /* not indexed: its second state starts a connection of its own */
+	fkey_tuple(v.af, v.proto, &fp, &p->key);
+	p->rf = rf;
+	HASH_ADD(hh, ps->rposts, key, sizeof(p->key), p);
+	rf->post = p;
 }
 
 static void rstate_free(struct pfsyncd *ps, struct rstate *rs)
 {
 	if (!rs)
 		return;
-	HASH_DEL(ps->rstates, rs);
+	ptab_del(&ps->rstates, rs);
 	free(rs);
 }
 
@@ -520,14 +691,13 @@ static void rflow_drop(struct pfsyncd *ps, struct rflow *rf, bool announce)
 {
 	struct rstate *st[2] = {rf->first, rf->second};
 	log_debug("pfsync: forgetting learned %016llx+%016llx%s",
-		  st[0] ? (unsigned long long)st[0]->key.id : 0ULL,
-		  st[1] ? (unsigned long long)st[1]->key.id : 0ULL, announce ? " (DEL_C)" : "");
+		  st[0] ? (unsigned long long)st[0]->id : 0ULL,
+		  st[1] ? (unsigned long long)st[1]->id : 0ULL, announce ? " (DEL_C)" : "");
 	for (int i = 0; i < 2; i++) {
 		if (!st[i])
 			continue;
 		if (announce) {
-			sidq_push(&ps->delq, &ps->ndel, &ps->capdel, st[i]->key.creatorid,
-				  st[i]->key.id);
+			sidq_push(&ps->delq, &ps->ndel, &ps->capdel, st[i]->creatorid, st[i]->id);
 			schedule_flush(ps, false);
 		}
 	}
@@ -557,10 +727,10 @@ static void learned_refresh_views(struct rflow *rf, const struct flow *f)
 	for (int i = 0; i < 2 && i < n; i++) {
 		if (!rs[i])
 			continue;
-		rs[i]->v.src = st[i].src;
-		rs[i]->v.dst = st[i].dst;
-		rs[i]->v.timeout = st[i].timeout;
-		rs[i]->v.expire = 0;
+		rs[i]->src = st[i].src;
+		rs[i]->dst = st[i].dst;
+		rs[i]->timeout = st[i].timeout;
+		rs[i]->expire = 0;
 	}
 }
 
@@ -597,7 +767,7 @@ static void learned_dump_each(struct pfsyncd *ps, struct rflow *rf, const struct
 	if (traffic)
 		rf->active = true;
 	if (rf->active && traffic && rf->first &&
-	    now - rf->last_sent >= refresh_period(rf->first->v.timeout)) {
+	    now - rf->last_sent >= refresh_period(rf->first->timeout)) {
 		learned_refresh_views(rf, f);
 		rflow_enqueue(ps, rf, false);
 	}
@@ -611,9 +781,12 @@ static struct rflow *rflow_new(struct pfsyncd *ps, const struct fkey *k, struct 
 	if (!rf)
 		return NULL;
 	rf->key = *k;
+	if (ptab_add(&ps->rflows, rf) < 0) {
+		free(rf);
+		return NULL;
+	}
 	rf->first = first;
 	first->rf = rf;
-	HASH_ADD(hh, ps->rflows, key, sizeof(*k), rf);
 	rflow_reindex_post(ps, rf);
 	return rf;
 }
@@ -626,16 +799,20 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	struct flow_tuple orig, post;
 	struct fkey k;
 	struct rflow *rf;
-	pf_orig_candidate(&rs->v, &orig, &post);
-	fkey_tuple(rs->v.af, rs->v.proto, &orig, &k);
+	struct pf_view v;
+	rstate_view(ps, rs, &v);
+	pf_orig_candidate(&v, &orig, &post);
+	fkey_tuple(rs->af, rs->proto, &orig, &k);
 	if (rs->rf) {
 		rflow_mark(ps, rs->rf);
 		return;
 	}
-	HASH_FIND(hh, ps->rflows, &k, sizeof(k), rf);
+	rf = ptab_find(&ps->rflows, &k);
 	if (rf) {
 		struct flow_tuple fo, fp;
-		pf_orig_candidate(&rf->first->v, &fo, &fp);
+		struct pf_view fv;
+		rstate_view(ps, rf->first, &fv);
+		pf_orig_candidate(&fv, &fo, &fp);
 		if (!rf->second && tuple_eq(&fp, &orig)) {
 			/* SNAT: IN (no translation) then OUT (the NAT) share the ORIG tuple */
 			rf->second = rs;
@@ -650,9 +827,8 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 			rs->rf = rf;
 		} else {
 			/* a state for the same connection replacing one we knew */
-			log_debug("pfsync: %016llx replaces %016llx",
-				  (unsigned long long)rs->key.id,
-				  (unsigned long long)rf->first->key.id);
+			log_debug("pfsync: %016llx replaces %016llx", (unsigned long long)rs->id,
+				  (unsigned long long)rf->first->id);
 			rflow_unlink(ps, rf, false);
 			rf = rflow_new(ps, &k, rs);
 		}
@@ -664,8 +840,10 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	}
 	/* DNAT: this state continues one whose translated tuple is our ORIG (an
 	 * index lookup, not a scan: a bulk update brings states by the thousand) */
+	struct rpost *p;
 	struct rflow *it;
-	HASH_FIND(hh_post, ps->rposts, &k, sizeof(k), it);
+	HASH_FIND(hh, ps->rposts, &k, sizeof(k), p);
+	it = p ? p->rf : NULL;
 	if (it && !it->second) {
 		it->second = rs;
 		rs->rf = it;
@@ -676,15 +854,15 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	/* or one we already have continues this one: its ORIG is our translation */
 	if (!tuple_eq(&orig, &post)) {
 		struct fkey pk;
-		fkey_tuple(rs->v.af, rs->v.proto, &post, &pk);
-		HASH_FIND(hh, ps->rflows, &pk, sizeof(pk), it);
+		fkey_tuple(rs->af, rs->proto, &post, &pk);
+		it = ptab_find(&ps->rflows, &pk);
 		if (it && !it->second) {
-			HASH_DEL(ps->rflows, it);
+			ptab_del(&ps->rflows, it);
 			it->second = it->first;
 			it->first = rs;
 			rs->rf = it;
 			it->key = k;
-			HASH_ADD(hh, ps->rflows, key, sizeof(k), it);
+			ptab_add(&ps->rflows, it); /* cannot fail right after a ptab_del() */
 			rflow_reindex_post(ps, it);
 			rflow_mark(ps, it);
 			return;
@@ -704,8 +882,7 @@ static void commit_dirty(struct pfsyncd *ps)
 		ps->dirty = rf->dnext;
 		rf->dirty = false;
 		struct flow f;
-		if (!rf->first ||
-		    pf_to_flow(&rf->first->v, rf->second ? &rf->second->v : NULL, &f) < 0) {
+		if (!rf->first || rflow_to_flow(ps, rf, &f) < 0) {
 			ps->c.not_mappable++;
 			continue;
 		}
@@ -740,7 +917,7 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 	}
 	struct sid k = {.id = v->id, .creatorid = v->creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	rs = ptab_find(&ps->rstates, &k);
 	/* a peer's state for a connection our own kernel tracks as ours: the same key
 	 * twice, which pf refuses too (pf_state_insert fails); ours stays */
 	struct flow_tuple orig, post;
@@ -748,28 +925,43 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 	struct lflow *lf;
 	pf_orig_candidate(v, &orig, &post);
 	fkey_tuple(v->af, v->proto, &orig, &fk);
-	HASH_FIND(hh, ps->lflows, &fk, sizeof(fk), lf);
+	lf = ptab_find(&ps->lflows, &fk);
 	if (lf) {
 		ps->c.collisions++;
 		return;
 	}
-	if (!rs) {
-		rs = calloc(1, sizeof(*rs));
+	bool fresh = !rs;
+	if (fresh) {
+		rs = rstate_alloc(v->af);
 		if (!rs)
 			return;
-		rs->key = k;
-		HASH_ADD(hh, ps->rstates, key, sizeof(k), rs);
+		rs->id = k.id;
+		rs->creatorid = k.creatorid;
+		rs->af = v->af;
+	} else if (rs->af != v->af) {
+		/* its packed addresses have the size of its family; pf never changes
+		 * the keys of a state it has (an update only moves peers and timers) */
+		ps->c.badval++;
+		return;
 	} else if (!insert && v->proto == IPPROTO_TCP &&
-		   (rs->v.src.state > v->src.state || rs->v.dst.state > v->dst.state)) {
+		   (rs->src.state > v->src.state || rs->dst.state > v->dst.state)) {
 		/* FreeBSD's stale rule: states only move forward */
 		ps->c.stale++;
 		return;
 	}
 	log_debug("pfsync: %s %08x/%016llx", insert ? "INS" : "UPD", v->creatorid,
 		  (unsigned long long)v->id);
-	rs->v = *v;
+	if (!rstate_store(ps, rs, v)) {
+		if (fresh)
+			free(rs);
+		return;
+	}
+	if (fresh && ptab_add(&ps->rstates, rs) < 0) {
+		free(rs);
+		return;
+	}
 	if (!v->expire)
-		rs->v.expire = pf_default_timeout(v->timeout); /* UPD refreshes fully */
+		rs->expire = pf_default_timeout(v->timeout); /* UPD refreshes fully */
 	rstate_attach(ps, rs);
 	if (rs->rf)
 		rs->rf->active = false; /* the peer carries it now */
@@ -779,7 +971,7 @@ static void learned_delete(struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
 {
 	struct sid k = {.id = id, .creatorid = creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	rs = ptab_find(&ps->rstates, &k);
 	log_debug("pfsync: DEL_C %08x/%016llx: %s", creatorid, (unsigned long long)id,
 		  !rs	   ? "unknown"
 		  : rs->rf ? "connection removed"
@@ -798,14 +990,14 @@ static void learned_delete(struct pfsyncd *ps, uint32_t creatorid, uint64_t id)
 
 static void learned_clear(struct pfsyncd *ps, uint32_t creatorid)
 {
-	struct rstate *rs, *tmp;
-	HASH_ITER(hh, ps->rstates, rs, tmp)
-	{
-		if (rs->key.creatorid != creatorid)
+	struct rstate *rs;
+	struct ptab_iter it = {0};
+	while ((rs = ptab_next(&ps->rstates, &it))) {
+		if (rs->creatorid != creatorid)
 			continue;
 		if (rs->rf)
 			rflow_unlink(ps, rs->rf, true);
-		HASH_DEL(ps->rstates, rs);
+		ptab_del(&ps->rstates, rs);
 		free(rs);
 	}
 }
@@ -892,15 +1084,16 @@ static void answer_bulk(struct pfsyncd *ps)
 {
 	ps->bulk_received_at = now_s();
 	ps->bus_start = true;
-	struct lflow *lf, *tmp;
-	HASH_ITER(hh, ps->lflows, lf, tmp)
-	{
+	struct lflow *lf;
+	struct ptab_iter it = {0};
+	while ((lf = ptab_next(&ps->lflows, &it))) {
 		lf->q_full = true;
 		lflow_enqueue(ps, lf);
 	}
-	struct rflow *rf, *rtmp;
-	HASH_ITER(hh, ps->rflows, rf, rtmp)
-	rflow_enqueue(ps, rf, true);
+	struct rflow *rf;
+	it = (struct ptab_iter){0};
+	while ((rf = ptab_next(&ps->rflows, &it)))
+		rflow_enqueue(ps, rf, true);
 	ps->bus_end = true;
 	schedule_flush(ps, true);
 }
@@ -975,7 +1168,7 @@ static void defer_packet(void *arg, uint32_t packet_id, const struct flow *f)
 	lf->ack = true;
 	struct held *h = &ps->held[ps->nheld++];
 	h->packet_id = packet_id;
-	h->id = lf->st[0].id;
+	h->id = lf->id;
 	clock_gettime(CLOCK_MONOTONIC, &h->deadline);
 	h->deadline.tv_nsec += DEFER_MS * 1000000L;
 	if (h->deadline.tv_nsec >= 1000000000L) {
@@ -1126,8 +1319,10 @@ static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct l
 	struct pfsync_writer mark = *w;
 	enum wire_kind kind = lf->q_ins ? WIRE_INS : lf->q_full ? WIRE_UPD : WIRE_UPD_C;
 	uint16_t flags = lf->q_ins && lf->ack ? PFSYNC_PFSTATE_ACK : 0;
-	for (int i = 0; i < lf->nstates; i++)
-		if (!wire_add_view(ps, w, &lf->st[i], kind, flags)) {
+	struct pf_view st[2];
+	int n = lflow_views(ps, lf, st);
+	for (int i = 0; i < n; i++)
+		if (!wire_add_view(ps, w, &st[i], kind, flags)) {
 			pfsync_writer_rollback(w, &mark);
 			return false;
 		}
@@ -1143,7 +1338,8 @@ static bool wire_add_rflow(struct pfsyncd *ps, struct pfsync_writer *w, struct r
 	for (int i = 0; i < 2; i++) {
 		if (!rs[i])
 			continue;
-		struct pf_view v = rs[i]->v;
+		struct pf_view v;
+		rstate_view(ps, rs[i], &v);
 		if (rf->q_full)
 			v.expire = 0; /* the receiver refreshes it to its full timeout */
 		if (!wire_add_view(ps, w, &v, rf->q_full ? WIRE_UPD : WIRE_UPD_C, 0)) {
@@ -1199,13 +1395,14 @@ static void in_upd_c(struct pfsyncd *ps, const struct pfsync_upd_c *u)
 	}
 	struct sid k = {.id = u->id, .creatorid = u->creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	rs = ptab_find(&ps->rstates, &k);
 	if (!rs) {
 		/* unknown state: ask for all of it */
 		sidq_push(&ps->ureqq, &ps->nureq, &ps->capureq, u->creatorid, u->id);
 		return;
 	}
-	struct pf_view v = rs->v;
+	struct pf_view v;
+	rstate_view(ps, rs, &v);
 	v.src.state = u->src.state;
 	v.src.wscale = u->src.wscale;
 	v.dst.state = u->dst.state;
@@ -1220,17 +1417,18 @@ static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 	if (r->id == 0 && r->creatorid == 0) {
 		log_info("pfsync: bulk update requested by a peer: sending %u connections "
 			 "(%u local, %u learned)",
-			 HASH_COUNT(ps->lflows) + HASH_COUNT(ps->rflows), HASH_COUNT(ps->lflows),
-			 HASH_COUNT(ps->rflows));
+			 (unsigned)ps->lflows.n + (unsigned)ps->rflows.n, (unsigned)ps->lflows.n,
+			 (unsigned)ps->rflows.n);
 		answer_bulk(ps);
 		return;
 	}
 	if (r->creatorid == ps->creatorid) {
-		struct lid *l;
-		HASH_FIND(hh, ps->lids, &r->id, sizeof(r->id), l);
-		if (l) {
-			l->lf->q_full = true;
-			lflow_enqueue(ps, l->lf);
+		struct lflow *l;
+		uint64_t first = r->id & ~(uint64_t)1;
+		l = ptab_find(&ps->lids, &first);
+		if (l && r->id - first < l->nstates) {
+			l->q_full = true;
+			lflow_enqueue(ps, l);
 			schedule_flush(ps, true);
 			return;
 		}
@@ -1238,7 +1436,7 @@ static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 	/* a state we learned: any pf node answers for every state it holds */
 	struct sid k = {.id = r->id, .creatorid = r->creatorid};
 	struct rstate *rs;
-	HASH_FIND(hh, ps->rstates, &k, sizeof(k), rs);
+	rs = ptab_find(&ps->rstates, &k);
 	if (rs && rs->rf) {
 		rflow_enqueue(ps, rs->rf, true);
 		return;
@@ -1257,7 +1455,7 @@ static void in_bus(struct pfsyncd *ps, const struct pfsync_bus *b)
 	} else if (b->status == PFSYNC_BUS_END) {
 		char why[96];
 		snprintf(why, sizeof(why), "bulk update done: %u states learned",
-			 HASH_COUNT(ps->rflows));
+			 (unsigned)ps->rflows.n);
 		bulk_done(ps, why);
 	}
 }
@@ -1606,6 +1804,10 @@ int pfsyncd_start(struct carpd *cd)
 	struct pfsyncd *ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return -1;
+	ptab_init(&ps->lflows, offsetof(struct lflow, key), sizeof(struct fkey));
+	ptab_init(&ps->lids, offsetof(struct lflow, id), sizeof(uint64_t));
+	ptab_init(&ps->rstates, offsetof(struct rstate, id), RSTATE_KEYLEN);
+	ptab_init(&ps->rflows, offsetof(struct rflow, key), sizeof(struct fkey));
 	ps->cd = cd;
 	ps->cfg = cd->conf->pfsync;
 	ps->fd = -1;
@@ -1694,31 +1896,22 @@ void pfsyncd_stop(struct carpd *cd)
 	struct pfsyncd *ps = cd->pfsync;
 	if (!ps)
 		return;
-	struct lflow *lf, *ltmp;
-	HASH_ITER(hh, ps->lflows, lf, ltmp)
+	for (size_t i = 0; i < ps->lflows.cap; i++)
+		free(ps->lflows.slot[i]);
+	ptab_clear(&ps->lflows);
+	ptab_clear(&ps->lids);
+	struct rpost *p, *ptmp;
+	HASH_ITER(hh, ps->rposts, p, ptmp)
 	{
-		HASH_DEL(ps->lflows, lf);
-		free(lf);
+		HASH_DEL(ps->rposts, p);
+		free(p);
 	}
-	HASH_CLEAR(hh_post, ps->rposts); /* the index only; the rflows go next */
-	struct rflow *rf, *rtmp;
-	HASH_ITER(hh, ps->rflows, rf, rtmp)
-	{
-		HASH_DEL(ps->rflows, rf);
-		free(rf);
-	}
-	struct rstate *rs, *stmp;
-	HASH_ITER(hh, ps->rstates, rs, stmp)
-	{
-		HASH_DEL(ps->rstates, rs);
-		free(rs);
-	}
-	struct lid *l, *ltmp2;
-	HASH_ITER(hh, ps->lids, l, ltmp2)
-	{
-		HASH_DEL(ps->lids, l);
-		free(l);
-	}
+	for (size_t i = 0; i < ps->rflows.cap; i++)
+		free(ps->rflows.slot[i]);
+	ptab_clear(&ps->rflows);
+	for (size_t i = 0; i < ps->rstates.cap; i++)
+		free(ps->rstates.slot[i]);
+	ptab_clear(&ps->rstates);
 	if (ps->demoted)
 		cd->demotion -= SYNC_DEMOTION;
 	if (ps->defer) {
@@ -1739,6 +1932,7 @@ void pfsyncd_stop(struct carpd *cd)
 	free(ps->delq);
 	free(ps->ureqq);
 	free(ps->ackq);
+	free(ps->ifnames);
 	free(ps);
 	cd->pfsync = NULL;
 }
@@ -1761,8 +1955,8 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 			    ", \"version\": %u, \"creatorid\": \"0x%08x\", \"states\": %u, "
 			    "\"states_local\": %u, \"states_learned\": %u, \"bulk\": \"%s\", ",
 			    ps->cfg.version, ps->creatorid,
-			    HASH_COUNT(ps->lflows) + HASH_COUNT(ps->rflows), HASH_COUNT(ps->lflows),
-			    HASH_COUNT(ps->rflows), bulk_name(ps));
+			    (unsigned)ps->lflows.n + (unsigned)ps->rflows.n, (unsigned)ps->lflows.n,
+			    (unsigned)ps->rflows.n, bulk_name(ps));
 	if (ps->peer_heard) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -1823,7 +2017,7 @@ void pfsyncd_status_text(const struct carpd *cd, struct evbuffer *out)
 		"pfsync: %s version %u creatorid 0x%08x, bulk %s, states %u local + %u "
 		"learned, in %llu out %llu, drops ttl %llu ver %llu len %llu act %llu\n",
 		ps->cfg.ifname, ps->cfg.version, ps->creatorid, bulk_name(ps),
-		HASH_COUNT(ps->lflows), HASH_COUNT(ps->rflows), (unsigned long long)ps->c.ipackets,
+		(unsigned)ps->lflows.n, (unsigned)ps->rflows.n, (unsigned long long)ps->c.ipackets,
 		(unsigned long long)ps->c.opackets, (unsigned long long)ps->c.badttl,
 		(unsigned long long)ps->c.badver, (unsigned long long)ps->c.badlen,
 		(unsigned long long)ps->c.badact);
@@ -1838,7 +2032,7 @@ void pfsyncd_metrics(const struct carpd *cd, struct evbuffer *out)
 			    "# TYPE carpd_pfsync_states gauge\n"
 			    "carpd_pfsync_states{origin=\"local\"} %u\n"
 			    "carpd_pfsync_states{origin=\"learned\"} %u\n",
-			    HASH_COUNT(ps->lflows), HASH_COUNT(ps->rflows));
+			    (unsigned)ps->lflows.n, (unsigned)ps->rflows.n);
 	evbuffer_add_printf(out,
 			    "# TYPE carpd_pfsync_bulk_pending gauge\n"
 			    "carpd_pfsync_bulk_pending %d\n",

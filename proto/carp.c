@@ -5,10 +5,9 @@
  */
 #include "proto/carp.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <string.h>
+
+#include "proto/sha1.h"
 
 const char *carp_err_name(enum carp_err err)
 {
@@ -291,13 +290,12 @@ int carp_auth_prepare(struct carp_auth *auth, const uint8_t key[CARP_KEY_LEN], u
 	return 0;
 }
 
-/* false only if OpenSSL fails (no SHA1 provider, out of memory) */
+/* false only if the prefix is too long (carp_auth_prepare never makes one) */
 static bool auth_hmac(const struct carp_auth *auth, uint64_t counter, uint8_t md[CARP_MD_LEN])
 {
 	/* auth is const and HMAC() is one-shot, so the prefix is copied next to the
 	 * counter; msg[] already reserves the 8 bytes for it. */
 	uint8_t msg[sizeof(auth->msg)];
-	unsigned int mdlen = 0;
 
 	if (auth->msg_len > sizeof(msg) - 8)
 		return false;
@@ -305,9 +303,8 @@ static bool auth_hmac(const struct carp_auth *auth, uint64_t counter, uint8_t md
 	put64(msg + auth->msg_len, counter);
 	/* HMAC zero-pads the key to the 64-byte block, so passing all 20 bytes (NULs
 	 * included) is what the kernel's hand-made ipad/opad computes. */
-	if (!HMAC(EVP_sha1(), auth->key, CARP_KEY_LEN, msg, auth->msg_len + 8, md, &mdlen))
-		return false;
-	return mdlen == CARP_MD_LEN;
+	hmac_sha1(auth->key, CARP_KEY_LEN, msg, auth->msg_len + 8, md);
+	return true;
 }
 
 void carp_auth_hmac(const struct carp_auth *auth, uint64_t counter, uint8_t md[CARP_MD_LEN])
@@ -324,5 +321,5 @@ bool carp_auth_verify(const struct carp_auth *auth, const struct carp_adv *adv)
 	if (!auth_hmac(auth, adv->counter, md))
 		return false;
 	/* FreeBSD uses bcmp(); constant time costs nothing here */
-	return CRYPTO_memcmp(md, adv->md, CARP_MD_LEN) == 0;
+	return memcmp_consttime(md, adv->md, CARP_MD_LEN) == 0;
 }

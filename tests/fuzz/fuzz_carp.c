@@ -1,5 +1,4 @@
-/* fuzz-sources: proto/carp.c proto/frames.c */
-/* fuzz-libs: -lcrypto */
+/* fuzz-sources: proto/carp.c proto/sha1.c proto/frames.c */
 /*
  * tests/fuzz/fuzz_carp.c - libFuzzer target for the CARP codec (proto/carp.h).
  *

@@ -1,5 +1,4 @@
-/* fuzz-sources: daemon/conf.c proto/carp.c */
-/* fuzz-libs: -lcrypto */
+/* fuzz-sources: daemon/conf.c proto/carp.c proto/sha1.c */
 /*
  * tests/fuzz/fuzz_conf.c - libFuzzer target for the carpd.conf parser.
  *

@@ -6,7 +6,7 @@
 # TARGET is fuzz_carp, fuzz_carp.c or carp; without one, every tests/fuzz/fuzz_*.c.
 # Each target names what it links in comments among its first 10 lines:
 #   /* fuzz-sources: proto/carp.c proto/frames.c */   (relative to the repository)
-#   /* fuzz-libs: -lcrypto */                          (optional)
+#   /* fuzz-libs: -lpcap */                            (optional)
 #   /* fuzz-cflags: -DFOO */                           (optional)
 # Binaries, logs, the working corpus (seeded from tests/fuzz/corpus/<name without
 # fuzz_>/, kept between runs) and crash artifacts all go under OUTDIR, so the

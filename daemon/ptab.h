@@ -1,0 +1,50 @@
+/* daemon/ptab.h - a hash table of pointers, for the tables of daemon/pfsync.c
+ * that grow with the number of replicated connections.
+ *
+ * uthash put a 56-byte handle in every entry (plus its buckets); this table keeps
+ * one pointer per slot (open addressing, linear probing, at most 3/4 full, so 11 to
+ * 21 bytes an entry) and reads each entry's key where the entry holds it: key_len
+ * bytes at key_off, compared byte for byte (so keys have no padding). The hash is
+ * seeded at random per table. Nothing is allocated until the first entry.
+ */
+#ifndef CARPD_PTAB_H
+#define CARPD_PTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ptab {
+	void **slot;
+	size_t cap; /* 0 or a power of 2 */
+	size_t n;
+	size_t key_off, key_len;
+	uint64_t seed;
+};
+
+void ptab_init(struct ptab *t, size_t key_off, size_t key_len);
+/* the entry with this key, or NULL */
+void *ptab_find(const struct ptab *t, const void *key);
+/* Add an entry whose key is not in the table yet: 0, or -1 when out of memory
+ * (never right after a ptab_del(): the table only grows when it is 3/4 full and
+ * only shrinks, to a minimum it keeps, when it is empty). */
+int ptab_add(struct ptab *t, void *e);
+/* Remove this entry (by its key and identity); nothing if it is not there. */
+void ptab_del(struct ptab *t, const void *e);
+/* Forget every entry (not freed) and the slots. */
+void ptab_clear(struct ptab *t);
+
+/*
+ * Iteration, in slot order:
+ *     struct ptab_iter it = {0};
+ *     for (struct x *e; (e = ptab_next(t, &it)) != NULL;) ...
+ * The loop may ptab_del() the entry it is at (and no other entry of the same
+ * table), never ptab_add(). An entry can then be visited twice (one that
+ * wrapped around the end of the slots moves back behind it), none is skipped.
+ */
+struct ptab_iter {
+	size_t i;
+	void *cur;
+};
+void *ptab_next(const struct ptab *t, struct ptab_iter *it);
+
+#endif

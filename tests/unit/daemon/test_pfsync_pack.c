@@ -1,0 +1,139 @@
+/* daemon/pfsync.c keeps connections packed: a local one as the flow fields its pf
+ * states follow from (lflow_build / lflow_views), a learned state as its pf_view's
+ * fields at their family's size (rstate_store / rstate_view). Unpacking must give
+ * back exactly what was packed. The file is included to reach its static
+ * functions. */
+#include "daemon/pfsync.c"
+
+#include <arpa/inet.h>
+
+#include "tap.h"
+
+static void tuple(struct flow_tuple *t, int af, const char *src, uint16_t sport, const char *dst,
+		  uint16_t dport)
+{
+	memset(t, 0, sizeof(*t));
+	inet_pton(af, src, &t->src);
+	inet_pton(af, dst, &t->dst);
+	t->sport = sport;
+	t->dport = dport;
+}
+
+static struct flow mk(int af, uint8_t proto, const char *os, uint16_t osp, const char *od,
+		      uint16_t odp, const char *rs, uint16_t rsp, const char *rd, uint16_t rdp)
+{
+	struct flow f;
+	memset(&f, 0, sizeof(f));
+	f.af = (uint8_t)af;
+	f.proto = proto;
+	tuple(&f.orig, af, os, osp, od, odp);
+	tuple(&f.reply, af, rs, rsp, rd, rdp);
+	f.tcp_state = FLOW_TCP_ESTABLISHED;
+	f.status = FLOW_SEEN_REPLY | FLOW_ASSURED;
+	f.wscale_known = true;
+	f.wscale_orig = 7;
+	f.wscale_repl = 2;
+	f.timeout = 1234;
+	return f;
+}
+
+/* the pf_view bytes a peer sees (view_to_state keeps alen bytes of addresses) */
+static bool views_equal(const struct pf_view *a, const struct pf_view *b)
+{
+	struct pfsync_state x, y;
+	view_to_state(a, &x);
+	view_to_state(b, &y);
+	return !memcmp(&x, &y, sizeof(x));
+}
+
+int main(void)
+{
+	struct pfsyncd ps;
+	memset(&ps, 0, sizeof(ps));
+	ps.creatorid = 0x0000f001;
+	ps.next_id = 1000;
+	ptab_init(&ps.lids, offsetof(struct lflow, id), sizeof(uint64_t));
+
+	struct {
+		const char *name;
+		struct flow f;
+	} cases[] = {
+		{"no NAT", mk(AF_INET, IPPROTO_TCP, "198.51.100.50", 40001, "203.0.113.254", 443,
+			      "203.0.113.254", 443, "198.51.100.50", 40001)},
+		{"SNAT", mk(AF_INET, IPPROTO_TCP, "198.51.100.50", 40001, "203.0.113.254", 443,
+			    "203.0.113.254", 443, "203.0.113.1", 61000)},
+		{"DNAT", mk(AF_INET, IPPROTO_UDP, "203.0.113.254", 5353, "203.0.113.1", 8053,
+			    "198.51.100.10", 53, "203.0.113.254", 5353)},
+		{"SNAT port only", mk(AF_INET, IPPROTO_UDP, "198.51.100.50", 40001, "203.0.113.254",
+				      53, "203.0.113.254", 53, "198.51.100.50", 40002)},
+		{"ICMP SNAT", mk(AF_INET, IPPROTO_ICMP, "198.51.100.50", 77, "203.0.113.254", 0,
+				 "203.0.113.254", 77, "203.0.113.1", 0)},
+		{"IPv6 DNAT", mk(AF_INET6, IPPROTO_TCP, "2001:db8:2::254", 5000, "2001:db8:2::1",
+				 80, "2001:db8:1::10", 8080, "2001:db8:2::254", 5000)},
+		{"IPv6 ICMPv6", mk(AF_INET6, IPPROTO_ICMPV6, "2001:db8:1::50", 9, "2001:db8:2::254",
+				   0, "2001:db8:2::254", 9, "2001:db8:1::50", 0)},
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		char what[96];
+		struct lflow lf;
+		memset(&lf, 0, sizeof(lf));
+		fkey_of(&cases[c].f, &lf.key);
+		bool built = lflow_build(&ps, &lf, &cases[c].f);
+		struct pf_view want[2], got[2];
+		int n = flow_to_pf(&cases[c].f, want);
+		for (int i = 0; i < n; i++) {
+			want[i].id = lf.id + (uint64_t)i;
+			want[i].creatorid = ps.creatorid;
+		}
+		int m = built ? lflow_views(&ps, &lf, got) : 0;
+		snprintf(what, sizeof(what), "lflow %s: %d states, as flow_to_pf makes them",
+			 cases[c].name, n);
+		CHECK(built && n == 2 && m == n && views_equal(&want[0], &got[0]) &&
+			      views_equal(&want[1], &got[1]),
+		      what);
+		snprintf(what, sizeof(what), "lflow %s: ids in a pair, the first even",
+			 cases[c].name);
+		CHECK(lf.id % 2 == 0 && ptab_find(&ps.lids, &lf.id) == &lf, what);
+		ptab_del(&ps.lids, &lf);
+
+		/* the same states learned by a peer */
+		for (int i = 0; i < n; i++) {
+			struct rstate *rs = rstate_alloc(want[i].af);
+			rs->id = want[i].id;
+			rs->creatorid = want[i].creatorid;
+			rs->af = want[i].af;
+			snprintf(want[i].ifname, sizeof(want[i].ifname), "%s",
+				 i ? "vtnet0.100" : "all");
+			want[i].state_flags = 0x1234;
+			bool stored = rstate_store(&ps, rs, &want[i]);
+			struct pf_view back;
+			rstate_view(&ps, rs, &back);
+			snprintf(what, sizeof(what), "rstate %s, state %d: unpacked as packed",
+				 cases[c].name, i);
+			CHECK(stored && !memcmp(&back, &want[i], sizeof(back)), what);
+			free(rs);
+		}
+	}
+	CHECK(ps.nifnames == 2, "interface names interned: two distinct ones");
+
+	/* one interface name too many is refused and counted */
+	ps.ifnames = realloc(ps.ifnames, RSTATE_IFNAMES_MAX * sizeof(*ps.ifnames));
+	for (size_t i = 2; i < RSTATE_IFNAMES_MAX; i++) {
+		memset(ps.ifnames[i], 0, sizeof(ps.ifnames[i]));
+		snprintf(ps.ifnames[i], sizeof(ps.ifnames[i]), "if%zu", i);
+	}
+	ps.nifnames = RSTATE_IFNAMES_MAX;
+	struct rstate *rs = rstate_alloc(AF_INET);
+	struct pf_view v;
+	memset(&v, 0, sizeof(v));
+	v.af = AF_INET;
+	snprintf(v.ifname, sizeof(v.ifname), "new0");
+	rs->af = AF_INET;
+	uint64_t before = ps.c.not_mappable;
+	CHECK(!rstate_store(&ps, rs, &v) && ps.c.not_mappable == before + 1,
+	      "an interface name beyond the table's limit: refused, counted");
+	free(rs);
+	free(ps.ifnames);
+	ptab_clear(&ps.lids);
+	return tap_done();
+}

@@ -1,0 +1,102 @@
+/* daemon/ptab.c against a plain array: random adds, finds and deletes, and
+ * deletion while iterating. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/ptab.h"
+#include "tap.h"
+
+struct ent {
+	void *pad; /* the key not at offset 0 */
+	uint32_t key[3];
+	int live;
+};
+
+#define N 5000
+
+static struct ent ents[N];
+
+static uint64_t rnd_state = 88172645463325252ULL;
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+int main(void)
+{
+	struct ptab t;
+	ptab_init(&t, offsetof(struct ent, key), sizeof(ents[0].key));
+	for (int i = 0; i < N; i++) {
+		ents[i].key[0] = (uint32_t)i;
+		ents[i].key[1] = (uint32_t)(i % 7); /* keys that differ in few bits */
+		ents[i].key[2] = 0;
+	}
+	CHECK(ptab_find(&t, ents[0].key) == NULL, "empty: nothing found");
+	ptab_del(&t, &ents[0]); /* not there: nothing happens */
+
+	size_t live = 0;
+	int bad_find = 0, bad_add = 0;
+	for (int round = 0; round < 200000; round++) {
+		struct ent *e = &ents[rnd() % N];
+		if (!e->live) {
+			if (ptab_add(&t, e) < 0)
+				bad_add++;
+			e->live = 1;
+			live++;
+		} else if (rnd() % 3 == 0) {
+			ptab_del(&t, e);
+			e->live = 0;
+			live--;
+		}
+		if (round % 1000 == 0)
+			for (int i = 0; i < N; i++)
+				bad_find += ptab_find(&t, ents[i].key) !=
+					    (ents[i].live ? &ents[i] : NULL);
+	}
+	CHECK(bad_add == 0, "add never failed");
+	CHECK(bad_find == 0, "find agrees with the reference after random adds and deletes");
+	CHECK(t.n == live, "count agrees");
+
+	/* iterate, deleting every other entry met: each live entry seen at least once */
+	int *seen = calloc(N, sizeof(*seen));
+	struct ptab_iter it = {0};
+	size_t kept = 0;
+	for (struct ent *e; (e = ptab_next(&t, &it)) != NULL;) {
+		int idx = (int)(e - ents);
+		if (seen[idx]++)
+			continue; /* a second visit (wrap-around) */
+		if (idx % 2) {
+			ptab_del(&t, e);
+			e->live = 0;
+		} else {
+			kept++;
+		}
+	}
+	int missed = 0;
+	for (int i = 0; i < N; i++)
+		missed += ents[i].live && !seen[i];
+	CHECK(missed == 0, "iteration with deletion skips no entry");
+	CHECK(t.n == kept, "deleted while iterating: count agrees");
+	bad_find = 0;
+	for (int i = 0; i < N; i++)
+		bad_find += ptab_find(&t, ents[i].key) != (ents[i].live ? &ents[i] : NULL);
+	CHECK(bad_find == 0, "find agrees after deleting while iterating");
+
+	/* delete everything while iterating: the table ends empty, slots freed */
+	memset(&it, 0, sizeof(it));
+	for (struct ent *e; (e = ptab_next(&t, &it)) != NULL;) {
+		ptab_del(&t, e);
+		e->live = 0;
+	}
+	CHECK(t.n == 0 && t.cap == 64, "all deleted while iterating: empty, back to 64 slots");
+	CHECK(ptab_add(&t, &ents[1]) == 0 && ptab_find(&t, ents[1].key) == &ents[1],
+	      "an emptied table takes entries again");
+	free(seen);
+	ptab_clear(&t);
+	return tap_done();
+}
