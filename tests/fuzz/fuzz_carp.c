@@ -1,4 +1,5 @@
 /* fuzz-sources: proto/carp.c proto/sha1.c proto/frames.c */
+/* fuzz-libs: -lnettle */
 /*
  * tests/fuzz/fuzz_carp.c - libFuzzer target for the CARP codec (proto/carp.h).
  *

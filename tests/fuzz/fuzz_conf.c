@@ -1,4 +1,5 @@
 /* fuzz-sources: daemon/conf.c proto/carp.c proto/sha1.c */
+/* fuzz-libs: -lnettle */
 /*
  * tests/fuzz/fuzz_conf.c - libFuzzer target for the carpd.conf parser.
  *

@@ -1,5 +1,5 @@
 /* fuzz-sources: tools/carpdump_decode.c proto/carp.c proto/sha1.c proto/frames.c proto/pfsync.c */
-/* fuzz-libs: -lpcap */
+/* fuzz-libs: -lpcap -lnettle */
 /*
  * tests/fuzz/fuzz_pcap.c - libFuzzer target for carpdump's decoder
  * (tools/carpdump_decode.h) and, through it, libpcap's capture file parser.
