@@ -14,7 +14,7 @@ e2e_init
 require_cmds socat python3 conntrack
 STREAM="$(dirname "$0")/helpers/tcp_stream.py"
 
-run() { # run "--pfsync"|"": leaves the stream's JSON result in $TMP/stream.json
+run() { # run --pfsync|--fast|"": leaves the stream's JSON result in $TMP/stream.json
 	lab down >/dev/null 2>&1 || true
 	lab up >/dev/null
 	local fw
@@ -22,8 +22,17 @@ run() { # run "--pfsync"|"": leaves the stream's JSON result in $TMP/stream.json
 		nsx "$fw" sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0
 		nsx "$fw" nft add rule inet filter forward ct state invalid drop
 	done
-	# shellcheck disable=SC2086
-	start_pair --v6 $1 >/dev/null
+	if [ "$1" = --fast ]; then
+		# fast mode (advbase 0): fw1 advertises every 10/256 s, fw2 takes over
+		# 30/256 s after the last advertisement it heard
+		lab start fw1 --v6 --pfsync --advbase 0 --advskew 10 >/dev/null
+		lab start fw2 --v6 --pfsync --advbase 0 --advskew 30 >/dev/null
+		wait_states 10 fw1:1:MASTER fw1:2:MASTER fw2:1:BACKUP fw2:2:BACKUP ||
+			fail "fast mode: fw1 MASTER and fw2 BACKUP expected: $(states)"
+	else
+		# shellcheck disable=SC2086
+		start_pair --v6 $1 >/dev/null
+	fi
 	if [ -n "$1" ]; then
 		local i
 		for i in $(seq 1 100); do
@@ -38,7 +47,7 @@ run() { # run "--pfsync"|"": leaves the stream's JSON result in $TMP/stream.json
 	local srv6=$!
 	sleep 0.3
 	local cap=
-	if [ -n "$1" ]; then
+	if [ "$1" = --pfsync ]; then
 		nsx fw2 timeout 3 tcpdump -U -w "$TMP/sync.pcap" -i sync0 'ip proto 240' >/dev/null 2>&1 &
 		cap=$!
 		sleep 0.3
@@ -88,6 +97,21 @@ ins=$(jq -c '.messages[]? | select(.action == "INS_1400") | .states[] |
 [ "$(wc -l <<<"$ins")" -ge 2 ] && [ -n "$ins" ] || fail "no INS_1400 pair for the stream in the capture: $(head -c 600 "$TMP/sync.json")"
 grep -q '"203.0.113.1"' <<<"$ins" || fail "no state carries the NAT address 203.0.113.1: $ins"
 ok "the sync capture decodes with carpdump: INS_1400 in + out states, NAT address on the wire key"
+
+# Fast mode: the outage is about 120 ms, so the stall is TCP's first retransmission
+# timeout (200 ms at least on Linux) and not a backoff: issue 7 asks for < 1 s.
+run --fast
+fast=$(cat "$TMP/stream.json")
+fast6=$(cat "$TMP/stream6.json")
+echo "fast mode with pfsync: $fast"
+echo "fast mode, IPv6:       $fast6"
+[ "$(jq -r .error <<<"$fast")" = null ] || fail "fast mode: the stream broke: $(jq -r .error <<<"$fast")"
+[ "$(jq -r .error <<<"$fast6")" = null ] || fail "fast mode: the IPv6 stream broke: $(jq -r .error <<<"$fast6")"
+fgap=$(jq -r .max_gap_s <<<"$fast")
+fgap6=$(jq -r .max_gap_s <<<"$fast6")
+le "$fgap" 1 || fail "fast mode: the stream stalled $fgap s (want < 1 s)"
+le "$fgap6" 1 || fail "fast mode: the IPv6 stream stalled $fgap6 s (want < 1 s)"
+ok "fast mode: TCP through SNAT survives a power loss with a stall of $fgap s (IPv6: $fgap6 s)"
 
 run ""
 without=$(cat "$TMP/stream.json")
