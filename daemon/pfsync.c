@@ -94,6 +94,7 @@ struct rflow {
 	struct fkey key;
 	struct rstate *first, *second;
 	bool dirty;
+	bool written; /* sent to the kernel before: update rather than create */
 	struct rflow *dnext;
 	/* index of half-known translations: a first state that translates and waits
 	 * for the state continuing it (DNAT), keyed by its translated tuple */
@@ -695,8 +696,10 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 		rflow_mark(ps, rf);
 }
 
-/* Write every changed learned connection into the kernel: once per packet, so the
- * two states of a NATed connection arrive as one entry. */
+/* Write every changed learned connection into the kernel: at the end of a receive
+ * burst (never in the middle of a packet, so the two states of a NATed connection
+ * arrive as one entry), in batches of netlink requests. When it returns, every
+ * entry that could be written is in the kernel. */
 static void commit_dirty(struct pfsyncd *ps)
 {
 	while (ps->dirty) {
@@ -711,13 +714,16 @@ static void commit_dirty(struct pfsyncd *ps)
 		}
 		rf->last_timeout = f.timeout;
 		rf->last_dump = now_s();
-		if (ct_inject(ps->ct, &f) < 0) {
+		if (ct_batch_add(ps->ct, &f, rf->written) < 0) {
 			ps->c.inject_errors++;
 			char buf[256];
 			log_debug("pfsync: cannot write %s: %s", ct_flow_str(&f, buf, sizeof(buf)),
 				  strerror(errno));
+			continue;
 		}
+		rf->written = true;
 	}
+	ps->c.inject_errors += ct_batch_flush(ps->ct);
 }
 
 /* A state carrying our creatorid made by this run is an echo of our own: never
@@ -1255,6 +1261,8 @@ static void in_bus(struct pfsyncd *ps, const struct pfsync_bus *b)
 		evtimer_del(ps->bulk_ev);
 		evtimer_add(ps->bulk_ev, &tv);
 	} else if (b->status == PFSYNC_BUS_END) {
+		/* the demotion lifts only once every state is in the kernel */
+		commit_dirty(ps);
 		char why[96];
 		snprintf(why, sizeof(why), "bulk update done: %u states learned",
 			 HASH_COUNT(ps->rflows));
@@ -1410,8 +1418,9 @@ static void rx_cb(evutil_socket_t fd, short what, void *arg)
 		ps->peer_heard = true;
 		clock_gettime(CLOCK_MONOTONIC, &ps->peer_last_heard);
 		snprintf(ps->peer_addr, sizeof(ps->peer_addr), "%s", src);
-		commit_dirty(ps);
 	}
+	/* the burst's learned connections, in batches */
+	commit_dirty(ps);
 	if (ps->nack || ps->nureq || ps->bus_start)
 		schedule_flush(ps, true);
 }
