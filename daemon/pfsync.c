@@ -1526,6 +1526,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 				goto full;
 			ps->bus_end = false;
 			ps->c.bus_out++;
+			log_info("pfsync: bulk update sent in %lld s",
+				 (long long)(now_s() - ps->bulk_received_at));
 			any = true;
 		}
 		goto send;
