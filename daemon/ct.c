@@ -3,13 +3,15 @@
  *
  * Three ctnetlink handles: "ev" is subscribed to NEW/UPDATE/DESTROY and read
  * from the event loop; "cmd" creates, updates, deletes and looks up entries;
- * "dump" walks the table. The dump has its own socket so that a dump callback
- * may inject (a request on a socket that is in the middle of a multipart dump
- * would read dump parts instead of its acknowledgement).
+ * "dump" walks the table. A plain netlink socket ("bfd") carries batched writes:
+ * many requests per sendmsg, their replies matched back by sequence number. The dump has its own
+ * socket so that a dump callback may inject (a request on a socket that is in the middle of a
+ * multipart dump would read dump parts instead of its acknowledgement).
  *
  * Loop avoidance is conntrackd's origin tracking: the kernel stamps every event
  * with the netlink port id of the socket whose request caused it (0 for
- * packets), so events stamped with the port id of "cmd" are our own injections.
+ * packets), so events stamped with the port id of "cmd" or "bfd" are our own
+ * injections.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,14 +1,15 @@
 /*
  * daemon/ct.h - the conntrack layer: the kernel's connection table as flows.
  *
- * One struct ct owns three ctnetlink sockets: an event subscription (NEW, UPDATE,
+ * One struct ct owns four ctnetlink sockets: an event subscription (NEW, UPDATE,
  * DESTROY, IPv4 and IPv6) read from the libevent loop, a command socket for
- * create/update/delete/get, and a dump socket. Everything the rest of the daemon
+ * create/update/delete/get, one for batched writes (ct_batch_add), and a dump
+ * socket. Everything the rest of the daemon
  * sees is a struct flow (proto/flow.h); libnetfilter_conntrack stays in ct.c.
  *
  * Injection is write-through (conntrackd's DisableExternalCache): a flow from the
  * peer goes into the kernel at once. Events that our own injections cause are
- * recognised by the netlink port id of the command socket and never reported,
+ * recognised by the netlink port id of the command or batch socket and never reported,
  * so learned flows are not announced back to the peer.
  */
 #ifndef CARPD_DAEMON_CT_H
