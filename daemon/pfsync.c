@@ -26,6 +26,7 @@
 #define PFSYNC_MTU     1500
 #define FLUSH_DELAY_MS 1000	 /* FreeBSD batches updates for at most 1 s */
 #define REFRESH_S      5	 /* conntrack dump: missed events, refreshes to peers */
+#define REFRESH_MAX_S  30	 /* ... at most this far apart however long a dump takes */
 #define BULK_RETRY_S   5	 /* bulkfail timer */
 #define BULK_MAX_TRIES 12	 /* then pretend success, as FreeBSD does (~60 s) */
 #define SYNC_DEMOTION  240	 /* net.pfsync.carp_demotion_factor */
@@ -417,7 +418,11 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 	HASH_ITER(hh, ps->rflows, rf, rtmp)
 	rf->seen = false;
 	struct dump_ctx dc = {ps, now_s()};
-	if (ct_dump(ps->ct, dump_each, &dc) == 0) {
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int dumped = ct_dump(ps->ct, dump_each, &dc);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (dumped == 0) {
 		/* gone from the kernel without a DESTROY event we saw */
 		HASH_ITER(hh, ps->lflows, lf, tmp)
 		if (!lf->seen)
@@ -434,7 +439,18 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 	HASH_ITER(hh, ps->rstates, rs, stmp)
 	if (!rs->rf && dc.now - rs->orphaned_at >= REFRESH_S)
 		rstate_free(ps, rs);
-	struct timeval tv = {REFRESH_S, 0};
+	/* A dump walks the whole table and blocks the loop meanwhile (a million
+	 * entries take seconds): the next one waits ten times as long as this one
+	 * took, REFRESH_S at least, REFRESH_MAX_S at most (within pf's timeouts, see
+	 * refresh_period()), so that dumps never take most of the daemon's time. */
+	int64_t took_ms =
+		(int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	int64_t next_ms = took_ms * 10;
+	if (next_ms < REFRESH_S * 1000)
+		next_ms = REFRESH_S * 1000;
+	if (next_ms > REFRESH_MAX_S * 1000)
+		next_ms = REFRESH_MAX_S * 1000;
+	struct timeval tv = {(time_t)(next_ms / 1000), (suseconds_t)(next_ms % 1000) * 1000};
 	evtimer_add(ps->refresh_ev, &tv);
 }
 
