@@ -141,6 +141,8 @@ struct pfsyncd {
 	enum { BULK_NONE, BULK_PENDING, BULK_DONE } bulk;
 	int bulk_tries;
 	time_t bulk_sent_at;
+	bool bulk_started;	/* BUS START of the update we asked for came */
+	time_t bulk_rearmed_at; /* states of it arrived: the fail timer restarted */
 	bool demoted;
 	bool dumped; /* the kernel's table was read once (after our bulk update) */
 	/* defer mode: packets held until INS_ACK or DEFER_MS */
@@ -901,6 +903,7 @@ int pfsyncd_request_bulk(struct carpd *cd)
 		return -1;
 	ps->bulk = BULK_PENDING;
 	ps->bulk_tries = 0;
+	ps->bulk_started = false;
 	set_demoted(ps, true);
 	send_bulk_request(ps);
 	log_info("pfsync: bulk update requested (CARP demoted by %d until it completes)",
@@ -1196,8 +1199,24 @@ static void count_err(struct pfsyncd *ps, enum pfsync_err err)
 }
 
 /* A full state from a peer (INS or UPD of any version). */
+/* A big bulk update takes longer than the fail timer (FreeBSD scales it with the
+ * state limit): while its states keep coming, it has not failed. */
+static void bulk_progress(struct pfsyncd *ps)
+{
+	if (ps->bulk != BULK_PENDING || !ps->bulk_started)
+		return;
+	time_t now = now_s();
+	if (now == ps->bulk_rearmed_at)
+		return;
+	ps->bulk_rearmed_at = now;
+	struct timeval tv = {BULK_RETRY_S + 4, 0};
+	evtimer_del(ps->bulk_ev);
+	evtimer_add(ps->bulk_ev, &tv);
+}
+
 static void in_state(struct pfsyncd *ps, const struct pfsync_state *s, bool insert)
 {
+	bulk_progress(ps);
 	struct pf_view v;
 	if (pfsync_state_check(s, insert) != PFSYNC_OK) {
 		ps->c.badval++;
@@ -1276,6 +1295,8 @@ static void in_bus(struct pfsyncd *ps, const struct pfsync_bus *b)
 		struct timeval tv = {BULK_RETRY_S + 4, 0};
 		evtimer_del(ps->bulk_ev);
 		evtimer_add(ps->bulk_ev, &tv);
+		ps->bulk_started = true;
+		ps->bulk_rearmed_at = now_s();
 	} else if (b->status == PFSYNC_BUS_END) {
 		/* the demotion lifts only once every state is in the kernel */
 		commit_dirty(ps);
