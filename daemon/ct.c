@@ -3,13 +3,15 @@
  *
  * Three ctnetlink handles: "ev" is subscribed to NEW/UPDATE/DESTROY and read
  * from the event loop; "cmd" creates, updates, deletes and looks up entries;
- * "dump" walks the table. The dump has its own socket so that a dump callback
- * may inject (a request on a socket that is in the middle of a multipart dump
- * would read dump parts instead of its acknowledgement).
+ * "dump" walks the table. A plain netlink socket ("bfd") carries batched writes:
+ * many requests per sendmsg, their replies matched back by sequence number. The dump has its own
+ * socket so that a dump callback may inject (a request on a socket that is in the middle of a
+ * multipart dump would read dump parts instead of its acknowledgement).
  *
  * Loop avoidance is conntrackd's origin tracking: the kernel stamps every event
  * with the netlink port id of the socket whose request caused it (0 for
- * packets), so events stamped with the port id of "cmd" are our own injections.
+ * packets), so events stamped with the port id of "cmd" or "bfd" are our own
+ * injections.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack_tcp.h>
@@ -45,6 +48,31 @@ struct ct_prefix {
 	uint8_t af;
 	uint8_t len;
 	uint8_t addr[16];
+};
+
+/* Batched writes: entries per batch; each round sends at most one request per
+ * entry, so the request buffer holds CT_BATCH_MAX requests of at most
+ * CT_BATCH_MSG bytes (a CREATE with every attribute is about 400). */
+#define CT_BATCH_MAX	 256
+#define CT_BATCH_MSG	 1024
+#define CT_BATCH_BUF	 (CT_BATCH_MAX * CT_BATCH_MSG)
+#define CT_BATCH_RBUF	 (256u << 10)
+#define CT_BATCH_SOCKBUF (8u << 20)
+/* requests per entry before it counts as failed (create, lookup, update or
+ * delete, create again, ...: ct_inject's two rounds and a lost reply) */
+#define CT_BATCH_STEPS 8
+
+enum ct_bstep { CT_B_CREATE, CT_B_GET, CT_B_UPDATE, CT_B_DELETE, CT_B_DONE };
+
+struct ct_bent {
+	struct flow f;
+	struct flow have;     /* what GET found */
+	uint32_t have_status; /* its raw status */
+	uint8_t step;	      /* enum ct_bstep */
+	uint8_t steps;	      /* requests sent for it */
+	bool found, answered, failed;
+	int err;
+	const char *what;
 };
 
 /* What the GET callback fills. */
@@ -74,6 +102,17 @@ struct ct {
 	time_t overrun_logged;
 	uint64_t overrun_unlogged;
 	time_t fail_logged;
+	/* batched writes (ct_batch_*): a socket of their own, so that a reply
+	 * lost to an overrun can never be mistaken for another request's */
+	int bfd;
+	uint32_t bportid;
+	uint32_t bseq;
+	struct ct_bent *bents;
+	size_t nbents;
+	unsigned char *bbuf;
+	unsigned char *brbuf;
+	size_t bsend_max; /* bytes of requests per sendmsg */
+	size_t bfailed;	  /* entries that failed since the last ct_batch_flush */
 };
 
 /* ---- conversion: kernel -> flow ------------------------------------------------------ */
@@ -278,7 +317,8 @@ static int ev_handler(const struct nlmsghdr *nlh, enum nf_conntrack_msg_type typ
 	ct->st.events++;
 	/* port id 0 is the kernel itself (packets, timeouts); only a userspace
 	 * request carries a socket's port id */
-	if (nlh->nlmsg_pid != 0 && nlh->nlmsg_pid == ct->own_portid) {
+	if (nlh->nlmsg_pid != 0 &&
+	    (nlh->nlmsg_pid == ct->own_portid || nlh->nlmsg_pid == ct->bportid)) {
 		ct->st.own_events++;
 		return NFCT_CB_CONTINUE;
 	}
@@ -556,11 +596,11 @@ static int do_query(struct ct *ct, const struct nf_conntrack *nct, enum nf_connt
  * right in `conntrack -L` but translates nothing (the NAT status bits cannot be set
  * through CTA_STATUS), and sending both makes the NAT core see nothing to do.
  */
-static int do_create(struct ct *ct, const struct flow *f)
+static struct nf_conntrack *create_obj(const struct flow *f)
 {
 	struct nf_conntrack *nct = key_new(f);
 	if (nct == NULL)
-		return -1;
+		return NULL;
 	nfct_setobjopt(nct, NFCT_SOPT_SETUP_REPLY);
 	/* IPS_EXPECTED cannot be set (the kernel refuses it); we only carry these */
 	nfct_set_attr_u32(nct, ATTR_STATUS, f->status & (IPS_SEEN_REPLY | IPS_ASSURED));
@@ -579,6 +619,14 @@ static int do_create(struct ct *ct, const struct flow *f)
 		if (nat_port_proto(f->proto))
 			nfct_set_attr_u16(nct, ATTR_DNAT_PORT, htons(f->reply.sport));
 	}
+	return nct;
+}
+
+static int do_create(struct ct *ct, const struct flow *f)
+{
+	struct nf_conntrack *nct = create_obj(f);
+	if (nct == NULL)
+		return -1;
 	int r = do_query(ct, nct, NFCT_Q_CREATE);
 	int saved = errno;
 	nfct_destroy(nct);
@@ -590,11 +638,11 @@ static int do_create(struct ct *ct, const struct flow *f)
  * changes on a live entry). status is the kernel's current raw status: the kernel
  * refuses to clear SEEN_REPLY/ASSURED or to flip EXPECTED, so we send it back with
  * our bits added, and only when there is something to add. */
-static int do_update(struct ct *ct, const struct flow *f, uint32_t status)
+static struct nf_conntrack *update_obj(const struct flow *f, uint32_t status)
 {
 	struct nf_conntrack *nct = key_new(f);
 	if (nct == NULL)
-		return -1;
+		return NULL;
 	uint32_t want = f->status & (IPS_SEEN_REPLY | IPS_ASSURED);
 	if (want & ~status)
 		nfct_set_attr_u32(nct, ATTR_STATUS, status | want);
@@ -604,6 +652,14 @@ static int do_update(struct ct *ct, const struct flow *f, uint32_t status)
 		nfct_set_attr_u32(nct, ATTR_MARK, f->mark);
 	if (f->proto == IPPROTO_TCP)
 		set_tcp(nct, f);
+	return nct;
+}
+
+static int do_update(struct ct *ct, const struct flow *f, uint32_t status)
+{
+	struct nf_conntrack *nct = update_obj(f, status);
+	if (nct == NULL)
+		return -1;
 	int r = do_query(ct, nct, NFCT_Q_UPDATE);
 	int saved = errno;
 	nfct_destroy(nct);
@@ -709,6 +765,281 @@ int ct_inject(struct ct *ct, const struct flow *f)
 	return -1;
 }
 
+/* ---- batched writes --------------------------------------------------------------------- */
+
+static int batch_open(struct ct *ct)
+{
+	ct->bfd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	if (ct->bfd < 0)
+		return -1;
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+	socklen_t sl = sizeof(sa);
+	if (bind(ct->bfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    getsockname(ct->bfd, (struct sockaddr *)&sa, &sl) < 0)
+		return -1;
+	ct->bportid = sa.nl_pid;
+	/* an error reply carries the request's header only, not all of it */
+	int one = 1;
+	setsockopt(ct->bfd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+	/* every reply of a batch is queued before sendmsg returns; the kernel
+	 * doubles what it is given. Without CAP_NET_ADMIN the sysctl caps apply and
+	 * batch_round() sends less at a time. */
+	int sz = CT_BATCH_SOCKBUF / 2;
+	if (setsockopt(ct->bfd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+		setsockopt(ct->bfd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (setsockopt(ct->bfd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+		setsockopt(ct->bfd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	int got = 0;
+	socklen_t gl = sizeof(got);
+	if (getsockopt(ct->bfd, SOL_SOCKET, SO_SNDBUF, &got, &gl) < 0 || got < 4 * CT_BATCH_MSG)
+		got = 4 * CT_BATCH_MSG;
+	/* netlink_sendmsg refuses a message longer than sk_sndbuf - 32 */
+	ct->bsend_max = (size_t)got - 64 < CT_BATCH_BUF ? (size_t)got - 64 : CT_BATCH_BUF;
+	ct->bents = calloc(CT_BATCH_MAX, sizeof(*ct->bents));
+	ct->bbuf = malloc(CT_BATCH_BUF);
+	ct->brbuf = malloc(CT_BATCH_RBUF);
+	if (ct->bents == NULL || ct->bbuf == NULL || ct->brbuf == NULL)
+		return -1;
+	return 0;
+}
+
+/* One request for e at p (room >= CT_BATCH_MSG); its length, 0 on failure. */
+static size_t batch_build(struct ct_bent *e, unsigned char *p, uint32_t seq)
+{
+	struct nf_conntrack *nct;
+	uint16_t type, flags = NLM_F_REQUEST | NLM_F_ACK;
+	switch (e->step) {
+	case CT_B_CREATE:
+		nct = create_obj(&e->f);
+		type = IPCTNL_MSG_CT_NEW;
+		flags |= NLM_F_CREATE | NLM_F_EXCL;
+		break;
+	case CT_B_GET:
+		nct = key_new(&e->f);
+		type = IPCTNL_MSG_CT_GET;
+		break;
+	case CT_B_UPDATE:
+		nct = update_obj(&e->f, e->have_status);
+		type = IPCTNL_MSG_CT_NEW;
+		break;
+	default:
+		nct = key_new(&e->f);
+		type = IPCTNL_MSG_CT_DELETE;
+		break;
+	}
+	if (nct == NULL)
+		return 0;
+	size_t hdr = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+	memset(p, 0, hdr);
+	struct nlmsghdr *nlh = (struct nlmsghdr *)p;
+	nlh->nlmsg_len = (uint32_t)hdr;
+	nlh->nlmsg_type = (uint16_t)((NFNL_SUBSYS_CTNETLINK << 8) | type);
+	nlh->nlmsg_flags = flags;
+	nlh->nlmsg_seq = seq;
+	struct nfgenmsg *nfh = (struct nfgenmsg *)(p + NLMSG_HDRLEN);
+	nfh->nfgen_family = e->f.af;
+	nfh->version = NFNETLINK_V0;
+	int r = nfct_nlmsg_build(nlh, nct);
+	nfct_destroy(nct);
+	if (r < 0 || nlh->nlmsg_len > CT_BATCH_MSG)
+		return 0;
+	return NLMSG_ALIGN(nlh->nlmsg_len);
+}
+
+static void batch_fail(struct ct *ct, struct ct_bent *e, const char *what, int err)
+{
+	e->step = CT_B_DONE;
+	ct->bfailed++;
+	inject_failed(ct, &e->f, what, err);
+}
+
+/* One reply message of the current round. */
+static void batch_reply(struct ct *ct, const struct nlmsghdr *nlh, uint32_t base,
+			const uint16_t *sent, size_t nsent)
+{
+	uint32_t k = nlh->nlmsg_seq - base;
+	if (k >= nsent)
+		return; /* not from this round */
+	struct ct_bent *e = &ct->bents[sent[k]];
+	if (nlh->nlmsg_type == NLMSG_ERROR) {
+		if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(int)))
+			return;
+		const struct nlmsgerr *ne = NLMSG_DATA(nlh);
+		e->answered = true;
+		e->err = -ne->error;
+		return;
+	}
+	if (e->step == CT_B_GET &&
+	    nlh->nlmsg_type == ((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW)) {
+		struct nf_conntrack *nct = nfct_new();
+		if (nct != NULL && nfct_nlmsg_parse(nlh, nct) >= 0 &&
+		    nct_to_flow(nlh, nct, &e->have, &e->have_status))
+			e->found = true;
+		if (nct != NULL)
+			nfct_destroy(nct);
+	}
+}
+
+/* What an answered request leads to (ct_inject's decisions, one step at a time). */
+static void batch_next(struct ct *ct, struct ct_bent *e)
+{
+	int err = e->err;
+	switch (e->step) {
+	case CT_B_CREATE:
+		if (err == 0) {
+			ct->st.injected++;
+			e->step = CT_B_DONE;
+		} else if (err == EEXIST) {
+			e->step = CT_B_GET;
+		} else {
+			batch_fail(ct, e, "create", err);
+		}
+		break;
+	case CT_B_GET:
+		if (err == 0 && e->found)
+			e->step = reply_matches(&e->f, &e->have) ? CT_B_UPDATE : CT_B_DELETE;
+		else if (err == 0 || err == ENOENT)
+			e->step = CT_B_CREATE;
+		else
+			batch_fail(ct, e, "lookup", err);
+		break;
+	case CT_B_UPDATE:
+		if (err == 0) {
+			ct->st.updated++;
+			e->step = CT_B_DONE;
+		} else if (err == ENOENT) {
+			e->step = CT_B_CREATE;
+		} else {
+			/* refused (e.g. a status bit it will not change): replace the
+			 * entry, as conntrackd does */
+			log_debug("conntrack update refused (%s), replacing the entry",
+				  strerror(err));
+			e->step = CT_B_DELETE;
+		}
+		break;
+	case CT_B_DELETE:
+		if (err == 0 || err == ENOENT)
+			e->step = CT_B_CREATE;
+		else
+			batch_fail(ct, e, "replace (delete)", err);
+		break;
+	default:
+		break;
+	}
+}
+
+/* One request for every pending entry (as many as fit), one sendmsg, then every
+ * reply, which the kernel has queued by the time sendmsg returns. An entry whose
+ * reply was lost (receive buffer overrun) asks again in the next round. */
+static int batch_round(struct ct *ct)
+{
+	uint16_t sent[CT_BATCH_MAX];
+	size_t nsent = 0, len = 0;
+	uint32_t base = ct->bseq + 1;
+	for (size_t i = 0; i < ct->nbents; i++) {
+		struct ct_bent *e = &ct->bents[i];
+		if (e->step == CT_B_DONE)
+			continue;
+		if (len + CT_BATCH_MSG > ct->bsend_max)
+			break;
+		if (e->steps++ >= CT_BATCH_STEPS) {
+			batch_fail(ct, e, e->step == CT_B_CREATE ? "create" : "write",
+				   e->err ? e->err : EAGAIN);
+			continue;
+		}
+		size_t n = batch_build(e, ct->bbuf + len, base + (uint32_t)nsent);
+		if (n == 0) {
+			batch_fail(ct, e, "request", errno ? errno : EINVAL);
+			continue;
+		}
+		e->answered = e->found = false;
+		e->err = 0;
+		sent[nsent++] = (uint16_t)i;
+		len += n;
+	}
+	if (nsent == 0)
+		return 0;
+	ct->bseq = base + (uint32_t)nsent - 1;
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	ssize_t w;
+	do
+		w = sendto(ct->bfd, ct->bbuf, len, 0, (struct sockaddr *)&kernel, sizeof(kernel));
+	while (w < 0 && errno == EINTR);
+	if (w < 0) {
+		int err = errno;
+		for (size_t k = 0; k < nsent; k++)
+			batch_fail(ct, &ct->bents[sent[k]], "send", err);
+		return -1;
+	}
+	for (;;) {
+		struct sockaddr_nl peer;
+		socklen_t pl = sizeof(peer);
+		ssize_t n = recvfrom(ct->bfd, ct->brbuf, CT_BATCH_RBUF, MSG_DONTWAIT,
+				     (struct sockaddr *)&peer, &pl);
+		if (n < 0) {
+			if (errno == EINTR || errno == ENOBUFS)
+				continue;
+			break;
+		}
+		if (pl != sizeof(peer) || peer.nl_pid != 0)
+			continue;
+		size_t left = (size_t)n;
+		for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)ct->brbuf;
+		     NLMSG_OK(nlh, left); nlh = NLMSG_NEXT(nlh, left))
+			batch_reply(ct, nlh, base, sent, nsent);
+	}
+	for (size_t k = 0; k < nsent; k++) {
+		struct ct_bent *e = &ct->bents[sent[k]];
+		if (e->answered && e->step != CT_B_DONE)
+			batch_next(ct, e);
+	}
+	return 0;
+}
+
+static void batch_commit(struct ct *ct);
+
+int ct_batch_add(struct ct *ct, const struct flow *f, bool exists)
+{
+	int err = flow_check(f);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	if (ct->bfd < 0) {
+		/* no batch socket: one at a time */
+		if (ct_inject(ct, f) < 0)
+			ct->bfailed++;
+		return 0;
+	}
+	if (ct->nbents == CT_BATCH_MAX)
+		batch_commit(ct);
+	struct ct_bent *e = &ct->bents[ct->nbents++];
+	memset(e, 0, sizeof(*e));
+	e->f = *f;
+	e->step = exists ? CT_B_GET : CT_B_CREATE;
+	return 0;
+}
+
+static void batch_commit(struct ct *ct)
+{
+	while (ct->nbents > 0) {
+		batch_round(ct);
+		size_t keep = 0;
+		for (size_t i = 0; i < ct->nbents; i++)
+			if (ct->bents[i].step != CT_B_DONE)
+				ct->bents[keep++] = ct->bents[i];
+		ct->nbents = keep;
+	}
+}
+
+size_t ct_batch_flush(struct ct *ct)
+{
+	batch_commit(ct);
+	size_t failed = ct->bfailed;
+	ct->bfailed = 0;
+	return failed;
+}
+
 int ct_remove(struct ct *ct, const struct flow *f)
 {
 	int err = flow_check(f);
@@ -801,9 +1132,11 @@ static int ev_open(struct ct *ct)
 	 * in the kernel, before they can fill the socket: a classic BPF filter on
 	 * the netlink header's port id (loaded big-endian, hence htonl). One event is
 	 * one message per datagram. The check in ev_handler stays as a second line. */
+	uint32_t bportid = ct->bportid != 0 ? ct->bportid : ct->own_portid;
 	struct sock_filter code[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_pid)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(ct->own_portid), 0, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(ct->own_portid), 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(bportid), 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, 0),
 		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
 	};
@@ -830,6 +1163,7 @@ struct ct *ct_open(struct event_base *base, ct_event_cb cb, ct_resync_cb resync,
 	if (ct == NULL)
 		return NULL;
 	ct->base = base;
+	ct->bfd = -1;
 	ct->cb = cb;
 	ct->resync = resync;
 	ct->arg = arg;
@@ -842,6 +1176,14 @@ struct ct *ct_open(struct event_base *base, ct_event_cb cb, ct_resync_cb resync,
 	if (nfct_callback_register2(ct->cmd_h, NFCT_T_ALL, get_handler, ct) < 0 ||
 	    nfct_callback_register2(ct->dump_h, NFCT_T_ALL, dump_handler, ct) < 0)
 		goto fail;
+	if (batch_open(ct) < 0) {
+		/* ct_batch_add then writes one entry at a time */
+		log_warn("conntrack: no socket for batched writes (%s)", strerror(errno));
+		if (ct->bfd >= 0)
+			close(ct->bfd);
+		ct->bfd = -1;
+		ct->bportid = 0;
+	}
 	if (base != NULL && ev_open(ct) < 0)
 		goto fail;
 	return ct;
@@ -866,6 +1208,11 @@ void ct_close(struct ct *ct)
 		nfct_close(ct->cmd_h);
 	if (ct->dump_h != NULL)
 		nfct_close(ct->dump_h);
+	if (ct->bfd >= 0)
+		close(ct->bfd);
+	free(ct->bents);
+	free(ct->bbuf);
+	free(ct->brbuf);
 	free(ct->rbuf);
 	free(ct);
 }

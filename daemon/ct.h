@@ -1,14 +1,15 @@
 /*
  * daemon/ct.h - the conntrack layer: the kernel's connection table as flows.
  *
- * One struct ct owns three ctnetlink sockets: an event subscription (NEW, UPDATE,
+ * One struct ct owns four ctnetlink sockets: an event subscription (NEW, UPDATE,
  * DESTROY, IPv4 and IPv6) read from the libevent loop, a command socket for
- * create/update/delete/get, and a dump socket. Everything the rest of the daemon
+ * create/update/delete/get, one for batched writes (ct_batch_add), and a dump
+ * socket. Everything the rest of the daemon
  * sees is a struct flow (proto/flow.h); libnetfilter_conntrack stays in ct.c.
  *
  * Injection is write-through (conntrackd's DisableExternalCache): a flow from the
  * peer goes into the kernel at once. Events that our own injections cause are
- * recognised by the netlink port id of the command socket and never reported,
+ * recognised by the netlink port id of the command or batch socket and never reported,
  * so learned flows are not announced back to the peer.
  */
 #ifndef CARPD_DAEMON_CT_H
@@ -66,6 +67,21 @@ int ct_dump(struct ct *ct, void (*each)(void *arg, const struct flow *f), void *
  * Returns 0 or -1 with errno (EOPNOTSUPP for NAT usually means nf_nat is not
  * loaded or no NAT table exists for that family). */
 int ct_inject(struct ct *ct, const struct flow *f);
+/* Batched write-through: ct_inject()'s semantics (and counters) for many flows
+ * with a few netlink round trips instead of two per flow. ct_batch_add() queues
+ * f (copied); every CT_BATCH_MAX (256) entries, and at ct_batch_flush(), the
+ * queue goes to the kernel as one sendmsg of requests, then one more per
+ * remaining step (lookup, update, replace) of the entries that need it.
+ * exists: the caller believes the entry is in the kernel (it wrote it before):
+ * look it up first instead of trying to create it; either guess is corrected.
+ * ct_batch_add returns -1 with errno only for a flow that cannot be written
+ * (flow_check, as ct_inject), 0 once queued. ct_batch_flush writes what is
+ * queued and returns how many entries failed since the previous flush (each also
+ * counted in ct_stats().errors and logged as ct_inject does). When it returns,
+ * every entry that did not fail is in the kernel. Events of batched writes are
+ * our own (not reported). Not from a ct_dump() callback. */
+int ct_batch_add(struct ct *ct, const struct flow *f, bool exists);
+size_t ct_batch_flush(struct ct *ct);
 /* Delete by ORIG tuple (and zone). -1 with errno ENOENT if there was none (not
  * counted as an error). */
 int ct_remove(struct ct *ct, const struct flow *f);

@@ -28,6 +28,7 @@
 #define PFSYNC_MTU     1500
 #define FLUSH_DELAY_MS 1000	 /* FreeBSD batches updates for at most 1 s */
 #define REFRESH_S      5	 /* conntrack dump: missed events, refreshes to peers */
+#define REFRESH_MAX_S  30	 /* ... at most this far apart however long a dump takes */
 #define BULK_RETRY_S   5	 /* bulkfail timer */
 #define BULK_MAX_TRIES 12	 /* then pretend success, as FreeBSD does (~60 s) */
 #define SYNC_DEMOTION  240	 /* net.pfsync.carp_demotion_factor */
@@ -129,6 +130,7 @@ struct rflow {
 	struct rpost *post; /* its entry in ps->rposts, or NULL */
 	struct rflow *qnext;
 	bool dirty : 1;
+	bool written : 1; /* sent to the kernel before: update rather than create */
 	/* traffic went through our copy since the peer last updated it (we are, or
 	 * were, the one forwarding it): we announce its changes and its end under
 	 * the creator's ids, as pf does for states it imported */
@@ -170,6 +172,8 @@ struct pfsyncd {
 	enum { BULK_NONE, BULK_PENDING, BULK_DONE } bulk;
 	int bulk_tries;
 	time_t bulk_sent_at;
+	bool bulk_started;	/* BUS START of the update we asked for came */
+	time_t bulk_rearmed_at; /* states of it arrived: the fail timer restarted */
 	bool demoted;
 	bool dumped; /* the kernel's table was read once (after our bulk update) */
 	/* defer mode: packets held until INS_ACK or DEFER_MS */
@@ -575,7 +579,11 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 	while ((rf = ptab_next(&ps->rflows, &it)))
 		rf->seen = false;
 	struct dump_ctx dc = {ps, now_s()};
-	if (ct_dump(ps->ct, dump_each, &dc) == 0) {
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int dumped = ct_dump(ps->ct, dump_each, &dc);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (dumped == 0) {
 		/* gone from the kernel without a DESTROY event we saw */
 		it = (struct ptab_iter){0};
 		while ((lf = ptab_next(&ps->lflows, &it)))
@@ -595,7 +603,18 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 	while ((rs = ptab_next(&ps->rstates, &it)))
 		if (!rs->rf && dc.now - rs->orphaned_at >= REFRESH_S)
 			rstate_free(ps, rs);
-	struct timeval tv = {REFRESH_S, 0};
+	/* A dump walks the whole table and blocks the loop meanwhile (a million
+	 * entries take seconds): the next one waits ten times as long as this one
+	 * took, REFRESH_S at least, REFRESH_MAX_S at most (within pf's timeouts, see
+	 * refresh_period()), so that dumps never take most of the daemon's time. */
+	int64_t took_ms =
+		(int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	int64_t next_ms = took_ms * 10;
+	if (next_ms < REFRESH_S * 1000)
+		next_ms = REFRESH_S * 1000;
+	if (next_ms > REFRESH_MAX_S * 1000)
+		next_ms = REFRESH_MAX_S * 1000;
+	struct timeval tv = {(time_t)(next_ms / 1000), (suseconds_t)(next_ms % 1000) * 1000};
 	evtimer_add(ps->refresh_ev, &tv);
 }
 
@@ -873,8 +892,10 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 		rflow_mark(ps, rf);
 }
 
-/* Write every changed learned connection into the kernel: once per packet, so the
- * two states of a NATed connection arrive as one entry. */
+/* Write every changed learned connection into the kernel: at the end of a receive
+ * burst (never in the middle of a packet, so the two states of a NATed connection
+ * arrive as one entry), in batches of netlink requests. When it returns, every
+ * entry that could be written is in the kernel. */
 static void commit_dirty(struct pfsyncd *ps)
 {
 	while (ps->dirty) {
@@ -888,13 +909,16 @@ static void commit_dirty(struct pfsyncd *ps)
 		}
 		rf->last_timeout = f.timeout;
 		rf->last_dump = now_s();
-		if (ct_inject(ps->ct, &f) < 0) {
+		if (ct_batch_add(ps->ct, &f, rf->written) < 0) {
 			ps->c.inject_errors++;
 			char buf[256];
 			log_debug("pfsync: cannot write %s: %s", ct_flow_str(&f, buf, sizeof(buf)),
 				  strerror(errno));
+			continue;
 		}
+		rf->written = true;
 	}
+	ps->c.inject_errors += ct_batch_flush(ps->ct);
 }
 
 /* A state carrying our creatorid made by this run is an echo of our own: never
@@ -1071,6 +1095,7 @@ int pfsyncd_request_bulk(struct carpd *cd)
 		return -1;
 	ps->bulk = BULK_PENDING;
 	ps->bulk_tries = 0;
+	ps->bulk_started = false;
 	set_demoted(ps, true);
 	send_bulk_request(ps);
 	log_info("pfsync: bulk update requested (CARP demoted by %d until it completes)",
@@ -1370,8 +1395,24 @@ static void count_err(struct pfsyncd *ps, enum pfsync_err err)
 }
 
 /* A full state from a peer (INS or UPD of any version). */
+/* A big bulk update takes longer than the fail timer (FreeBSD scales it with the
+ * state limit): while its states keep coming, it has not failed. */
+static void bulk_progress(struct pfsyncd *ps)
+{
+	if (ps->bulk != BULK_PENDING || !ps->bulk_started)
+		return;
+	time_t now = now_s();
+	if (now == ps->bulk_rearmed_at)
+		return;
+	ps->bulk_rearmed_at = now;
+	struct timeval tv = {BULK_RETRY_S + 4, 0};
+	evtimer_del(ps->bulk_ev);
+	evtimer_add(ps->bulk_ev, &tv);
+}
+
 static void in_state(struct pfsyncd *ps, const struct pfsync_state *s, bool insert)
 {
+	bulk_progress(ps);
 	struct pf_view v;
 	if (pfsync_state_check(s, insert) != PFSYNC_OK) {
 		ps->c.badval++;
@@ -1452,7 +1493,11 @@ static void in_bus(struct pfsyncd *ps, const struct pfsync_bus *b)
 		struct timeval tv = {BULK_RETRY_S + 4, 0};
 		evtimer_del(ps->bulk_ev);
 		evtimer_add(ps->bulk_ev, &tv);
+		ps->bulk_started = true;
+		ps->bulk_rearmed_at = now_s();
 	} else if (b->status == PFSYNC_BUS_END) {
+		/* the demotion lifts only once every state is in the kernel */
+		commit_dirty(ps);
 		char why[96];
 		snprintf(why, sizeof(why), "bulk update done: %u states learned",
 			 (unsigned)ps->rflows.n);
@@ -1608,8 +1653,9 @@ static void rx_cb(evutil_socket_t fd, short what, void *arg)
 		ps->peer_heard = true;
 		clock_gettime(CLOCK_MONOTONIC, &ps->peer_last_heard);
 		snprintf(ps->peer_addr, sizeof(ps->peer_addr), "%s", src);
-		commit_dirty(ps);
 	}
+	/* the burst's learned connections, in batches */
+	commit_dirty(ps);
 	if (ps->nack || ps->nureq || ps->bus_start)
 		schedule_flush(ps, true);
 }
@@ -1715,6 +1761,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 				goto full;
 			ps->bus_end = false;
 			ps->c.bus_out++;
+			log_info("pfsync: bulk update sent in %lld s",
+				 (long long)(now_s() - ps->bulk_received_at));
 			any = true;
 		}
 		goto send;

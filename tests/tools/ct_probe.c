@@ -45,7 +45,8 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: ct_probe check | dump | get|remove|inject|raw PROTO SRC SPORT DST "
-			"DPORT [options] | events SECONDS [--ignore P/L]... [--inject SPEC...]\n");
+			"DPORT [options] | batch N new|known PROTO SRC SPORT DST DPORT [options] | "
+			"events SECONDS [--ignore P/L]... [--inject SPEC...]\n");
 	exit(2);
 }
 
@@ -321,6 +322,38 @@ static void on_burst_timer(evutil_socket_t fd, short what, void *arg)
 	fflush(stdout);
 }
 
+/* batch N new|known FLOW...: N flows (source ports SPORT, SPORT+1, ...; the SNAT
+ * port follows) through ct_batch_add/ct_batch_flush; prints what ct_stats counted. */
+static int cmd_batch(int argc, char **argv)
+{
+	if (argc < 3)
+		usage();
+	long n = num(argv[0], 4096);
+	bool known = strcmp(argv[1], "known") == 0;
+	if (!known && strcmp(argv[1], "new") != 0)
+		usage();
+	struct flow f;
+	if (parse_flow(argc - 2, argv + 2, &f) != argc - 2)
+		usage();
+	struct ct *ct = ct_open(NULL, NULL, NULL, NULL);
+	if (ct == NULL)
+		die("ct_open");
+	uint16_t sport = f.orig.sport, nport = f.reply.dport;
+	long refused = 0;
+	for (long i = 0; i < n; i++) {
+		f.orig.sport = (uint16_t)(sport + i);
+		f.reply.dport = (uint16_t)(nport + i);
+		if (ct_batch_add(ct, &f, known) < 0)
+			refused++;
+	}
+	size_t failed = ct_batch_flush(ct);
+	const struct ct_stats *st = ct_stats(ct);
+	printf("created %llu updated %llu failed %zu refused %ld\n",
+	       (unsigned long long)st->injected, (unsigned long long)st->updated, failed, refused);
+	ct_close(ct);
+	return failed || refused ? 1 : 0;
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
 	event_base_loopexit(arg, NULL);
@@ -407,6 +440,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "events") == 0)
 		return cmd_events(argc, argv);
+	if (strcmp(cmd, "batch") == 0)
+		return cmd_batch(argc, argv);
 
 	struct flow f;
 	if (strcmp(cmd, "dump") != 0 && parse_flow(argc, argv, &f) != argc)

@@ -11,7 +11,8 @@
 # BE_LIBERAL on both directions, window scale), that re-injecting updates the
 # timeout, that a mid-stream packet of the injected flow is translated by it while
 # one of a flow we did not inject is dropped, UDP (and its translation), ICMP echo,
-# IPv6 TCP/UDP/ICMPv6 with NAT, DNAT, replacement on a NAT change, get/remove,
+# IPv6 TCP/UDP/ICMPv6 with NAT, DNAT, replacement on a NAT change, batched writes
+# (ct_batch_add/ct_batch_flush: create, update, replace, refusal), get/remove,
 # unsupported protocols, the dump (and that it leaves out protocol 112), events
 # for real traffic and for `conntrack -I/-D` (another port id) but none for our own
 # injections, none for protocols 112/240 or an ignored prefix, the NAT'd ICMP
@@ -242,6 +243,32 @@ ctl -G -p tcp -s 198.51.100.50 -d 203.0.113.254 --sport 40000 --dport 443 >/dev/
 probe remove $T4 2>/dev/null && fail "second remove succeeded"
 [ "$(probe get $T4 || true)" = "not found" ] || fail "get of a removed entry"
 ok "remove, and get/remove of a missing entry"
+
+# --- batched writes (ct_batch_add/ct_batch_flush) --------------------------------------
+# 300 entries: more than one batch (256); created, then written again (create-first:
+# EEXIST, lookup, update), then as known entries (lookup-first), then with another
+# NAT (replaced); the events of batched writes are our own (checked below with the
+# event probe's silence for its own injections)
+B="udp 198.51.100.50 30000 203.0.113.254 5353 --snat 203.0.113.1 --snat-port 30000"
+out=$(probe batch 300 new $B --timeout 100) || fail "batch: $out"
+[ "$out" = "created 300 updated 0 failed 0 refused 0" ] || fail "batch create: $out"
+[ "$(ctl -L -p udp --dport 5353 | grep -c 'src=203.0.113.254 dst=203.0.113.1 sport=5353 dport=30')" = 300 ] ||
+  fail "batch: $(ctl -L -p udp --dport 5353 | head -3)"
+out=$(probe batch 300 new $B --timeout 200) || fail "batch again: $out"
+[ "$out" = "created 0 updated 300 failed 0 refused 0" ] || fail "batch re-create: $out"
+out=$(probe batch 300 known $B --timeout 300) || fail "batch known: $out"
+[ "$out" = "created 0 updated 300 failed 0 refused 0" ] || fail "batch known: $out"
+to=$(ctl -L -p udp --dport 5353 --sport 30299 | awk '{ print $3 }')
+[ "${to:-0}" -gt 200 ] || fail "batch update did not refresh the timeout: $to"
+out=$(probe batch 300 known udp 198.51.100.50 30000 203.0.113.254 5353 --snat 203.0.113.2 --snat-port 30000 --timeout 100) ||
+  fail "batch NAT change: $out"
+[ "$out" = "created 300 updated 0 failed 0 refused 0" ] || fail "batch NAT change: $out"
+[ "$(ctl -L -p udp --dport 5353 | grep -c 'dst=203.0.113.2 sport=5353')" = 300 ] ||
+  fail "batch NAT change: $(ctl -L -p udp --dport 5353 | head -3)"
+out=$(probe batch 2 new 253 198.51.100.50 0 203.0.113.254 0 2>&1) && fail "batch of protocol 253: $out"
+[[ "$out" == *"refused 2"* ]] || fail "batch of protocol 253: $out"
+ctl -D -p udp --dport 5353 >/dev/null || true
+ok "batched writes: 300 created, updated (create-first and lookup-first), replaced on a NAT change"
 
 out=$(probe inject 253 198.51.100.50 0 203.0.113.254 0 2>&1) && fail "protocol 253 injected: $out"
 [[ "$out" == *"Protocol not supported"* ]] || fail "protocol 253 inject: $out"
