@@ -119,8 +119,11 @@ struct carpd {
 	int link_demotion; /* automatic part: 240 per vhid whose parent is down */
 	bool maintenance;  /* pfSense persistent maintenance mode: advskew 254 */
 	bool stopping;
-	bool handing_over;	   /* planned stop: MASTERs bowed out, addresses kept */
-	struct event *handover_ev; /* fires when every new MASTER spoke, or at the deadline */
+	bool handing_over;	     /* planned stop: MASTERs bowed out, addresses kept */
+	struct event *handover_ev;   /* fires when every new MASTER spoke, or at the deadline */
+	struct timespec handover_t0; /* CLOCK_MONOTONIC: the stop signal */
+	bool drain_started;	     /* the new MASTERs spoke: draining the switch */
+	int64_t drain_rx;	     /* unicast frames on our macvlans at the last look */
 	/* sockets */
 	int pkt_fd;  /* AF_PACKET: multicast adverts, GARP, NA with the virtual MAC */
 	int uni4_fd; /* raw IPv4 (IP_HDRINCL) for unicast peers */
@@ -183,6 +186,10 @@ int vip_up(struct vhid *vh);	   /* addresses on, link up */
 void vip_down(struct vhid *vh);	   /* addresses off, link down */
 int vip_sync_addrs(struct vhid *vh, const struct conf_vhid *old);
 void vip_cleanup_stale(struct carpd *cd);
+/* Unicast frames the vhid's macvlan has received (rx_packets - rx_multicast, from
+ * the kernel now), -1 when unknown: whether the switch still sends the virtual
+ * MAC's traffic here. */
+int64_t vip_unicast_rx(struct vhid *vh);
 int if_prepare_sysctls(struct carp_if *cif);
 void if_restore_sysctls(struct carp_if *cif);
 

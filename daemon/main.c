@@ -172,17 +172,59 @@ static void shutdown_all(struct carpd *cd, bool planned)
 		if_restore_sysctls(cif);
 }
 
-/* Planned stop, second step: the new MASTERs spoke (or a second passed). */
+#define DRAIN_STEP_MS 50   /* how often we look for traffic still reaching us */
+#define DRAIN_MAX_MS  2000 /* from the signal, whatever the switch does */
+
+static int64_t unicast_rx_total(struct carpd *cd)
+{
+	int64_t total = 0;
+	for (size_t i = 0; i < cd->nvhids; i++) {
+		int64_t n = vip_unicast_rx(cd->vhids[i]);
+		if (n > 0)
+			total += n;
+	}
+	return total;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * Planned stop, second step: the new MASTERs spoke (or 0.5 s passed). A switch
+ * moves the virtual MAC to the new MASTER's port when it learns from its frames,
+ * and a software switch with a flow cache (Open vSwitch) can take hundreds of
+ * milliseconds to do so: meanwhile the clients' frames still come to us. So we
+ * keep our addresses and forward until no unicast frame has reached our macvlans
+ * for DRAIN_STEP_MS (at most DRAIN_MAX_MS after the signal), and only then remove
+ * them: what the switch still sends us is forwarded, not dropped.
+ */
 static void handover_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct carpd *cd = arg;
 	size_t left = 0;
 	for (size_t i = 0; i < cd->nvhids; i++)
 		left += cd->vhids[i]->handover_pending;
-	if (left)
+	if (left) {
 		log_warn("handover: %zu vhid(s) heard no new MASTER within 0.5 s (no backup?); "
 			 "stopping anyway",
 			 left);
+	} else {
+		int64_t rx = unicast_rx_total(cd);
+		long since = ms_since(&cd->handover_t0);
+		if ((!cd->drain_started || rx != cd->drain_rx) && since < DRAIN_MAX_MS) {
+			cd->drain_started = true;
+			cd->drain_rx = rx;
+			struct timeval tv = {0, DRAIN_STEP_MS * 1000};
+			evtimer_add(cd->handover_ev, &tv);
+			return;
+		}
+		log_info("handover: no more traffic for the virtual MACs %ld ms after the signal%s",
+			 since, since >= DRAIN_MAX_MS ? " (limit reached)" : "");
+	}
 	shutdown_all(cd, false); /* the bow-outs went out already */
 	event_base_loopexit(cd->base, NULL);
 }
@@ -202,6 +244,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 			carpd_notify("STOPPING=1");
 			/* replicated state first, then the addresses */
 			pfsyncd_flush(cd);
+			clock_gettime(CLOCK_MONOTONIC, &cd->handover_t0);
 			size_t n = carpd_begin_handover(cd);
 			if (n > 0) {
 				/* keep forwarding until the new MASTERs speak (a backup takes

@@ -329,6 +329,19 @@ int vip_sync_addrs(struct vhid *vh, const struct conf_vhid *old)
 
 /* At start: a crashed run may have left macvlans with virtual MACs (and their
  * addresses) on our parents; remove them before anything answers for them. */
+int64_t vip_unicast_rx(struct vhid *vh)
+{
+	struct rtnl_link *link = NULL;
+	if (vh->mv_ifindex <= 0 ||
+	    rtnl_link_get_kernel(vh->carpd->nl_cmd, vh->mv_ifindex, NULL, &link) < 0)
+		return -1;
+	/* macvlan counts broadcast as multicast; both reach every macvlan anyway */
+	uint64_t all = rtnl_link_get_stat(link, RTNL_LINK_RX_PACKETS);
+	uint64_t multi = rtnl_link_get_stat(link, RTNL_LINK_MULTICAST);
+	rtnl_link_put(link);
+	return all >= multi ? (int64_t)(all - multi) : 0;
+}
+
 void vip_cleanup_stale(struct carpd *cd)
 {
 	if (!cd->link_cache)
