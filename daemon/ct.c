@@ -796,7 +796,9 @@ static int batch_open(struct ct *ct)
 	/* netlink_sendmsg refuses a message longer than sk_sndbuf - 32 */
 	ct->bsend_max = (size_t)got - 64 < CT_BATCH_BUF ? (size_t)got - 64 : CT_BATCH_BUF;
 	ct->bents = calloc(CT_BATCH_MAX, sizeof(*ct->bents));
-	ct->bbuf = malloc(CT_BATCH_BUF);
+	/* zeroed: libnetfilter_conntrack leaves attribute padding unwritten, and the
+	 * kernel must not be sent uninitialised heap bytes */
+	ct->bbuf = calloc(1, CT_BATCH_BUF);
 	ct->brbuf = malloc(CT_BATCH_RBUF);
 	if (ct->bents == NULL || ct->bbuf == NULL || ct->brbuf == NULL)
 		return -1;
