@@ -37,6 +37,13 @@ int carpd_total_demotion(const struct carpd *cd)
 	return cd->demotion + cd->link_demotion;
 }
 
+long long mono_ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000LL + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 /* The advskew this node is configured with right now (pfSense maintenance sets 254). */
 static unsigned vhid_raw_skew(const struct vhid *vh)
 {
@@ -402,10 +409,7 @@ size_t carpd_begin_handover(struct carpd *cd)
  * current state: within its own master-down interval. */
 static bool peer_recent(const struct vhid *vh)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	long long age_ms = (now.tv_sec - vh->peer_last_heard.tv_sec) * 1000LL +
-			   (now.tv_nsec - vh->peer_last_heard.tv_nsec) / 1000000;
+	long long age_ms = mono_ms_since(&vh->peer_last_heard);
 	long long bound_ms = 3000LL * vh->peer_advbase + vh->peer_advskew * 1000LL / 256 + 100;
 	return age_ms >= 0 && age_ms <= bound_ms;
 }

@@ -156,6 +156,8 @@ void vhid_force(struct vhid *vh, enum carp_state st, const char *reason);
 /* clamp(advskew + demotion, 0, 240), what goes on the wire */
 uint8_t vhid_effective_skew(const struct vhid *vh);
 int carpd_total_demotion(const struct carpd *cd);
+/* Milliseconds from t0 (CLOCK_MONOTONIC) to now. */
+long long mono_ms_since(const struct timespec *t0);
 /* A demotion or maintenance change: every MASTER advertises at once. */
 void carpd_demotion_changed(struct carpd *cd);
 void carpd_set_maintenance(struct carpd *cd, bool on);

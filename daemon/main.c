@@ -186,13 +186,6 @@ static int64_t unicast_rx_total(struct carpd *cd)
 	return total;
 }
 
-static long ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 /*
  * Planned stop, second step: the new MASTERs spoke (or 0.5 s passed). A switch
  * moves the virtual MAC to the new MASTER's port when it learns from its frames,
@@ -214,7 +207,7 @@ static void handover_done_cb(evutil_socket_t fd, short what, void *arg)
 			 left);
 	} else {
 		int64_t rx = unicast_rx_total(cd);
-		long since = ms_since(&cd->handover_t0);
+		long long since = mono_ms_since(&cd->handover_t0);
 		if ((!cd->drain_started || rx != cd->drain_rx) && since < DRAIN_MAX_MS) {
 			cd->drain_started = true;
 			cd->drain_rx = rx;
@@ -222,8 +215,9 @@ static void handover_done_cb(evutil_socket_t fd, short what, void *arg)
 			evtimer_add(cd->handover_ev, &tv);
 			return;
 		}
-		log_info("handover: no more traffic for the virtual MACs %ld ms after the signal%s",
-			 since, since >= DRAIN_MAX_MS ? " (limit reached)" : "");
+		log_info(
+			"handover: no more traffic for the virtual MACs %lld ms after the signal%s",
+			since, since >= DRAIN_MAX_MS ? " (limit reached)" : "");
 	}
 	shutdown_all(cd, false); /* the bow-outs went out already */
 	event_base_loopexit(cd->base, NULL);
