@@ -104,12 +104,17 @@ static void md_timers_stop(struct vhid *vh)
 	evtimer_del(vh->md_timer6);
 }
 
-/* master down = 3 x advbase + own raw advskew / 256 (demotion not included).
- * Fast mode (advbase 0, OpenBSD's semantics): with advskew 0 too, 3/256 s. */
+/* master down = 3 x advbase + own raw advskew / 256 (demotion not included, as in
+ * FreeBSD: 3 s always outlast a master's advbase + 255/256 s).
+ * Fast mode (advbase 0, OpenBSD's semantics): with advskew 0 too, 3/256 s. There the
+ * demotion counts: a demoted master advertises every demoted-skew/256 s, and a backup
+ * timing out after its raw skew/256 s would take over between two of them, be pushed
+ * back by the next one, and flap until the demotion ends (seen with a node waiting for
+ * its bulk update). A demoted backup must be the less eager one anyway. */
 static void md_timer_start(struct vhid *vh, int family)
 {
 	struct timeval tv;
-	unsigned skew = vhid_raw_skew(vh);
+	unsigned skew = vh->cfg.advbase == 0 ? vhid_effective_skew(vh) : vhid_raw_skew(vh);
 	tv_interval(&tv, 3u * vh->cfg.advbase, vh->cfg.advbase == 0 && skew == 0 ? 3 : skew);
 	if (family == AF_INET && vh->has_v4)
 		evtimer_add(vh->md_timer4, &tv);
@@ -514,6 +519,12 @@ void carpd_demotion_changed(struct carpd *cd)
 	 * new skew now, not at the next interval. */
 	for (size_t i = 0; i < cd->nvhids; i++) {
 		struct vhid *vh = cd->vhids[i];
+		if (vh->state == CARP_STATE_BACKUP && vh->cfg.advbase == 0) {
+			/* fast mode: a BACKUP's wait includes the demotion (md_timer_start) */
+			md_timers_stop(vh);
+			md_timer_start(vh, AF_INET);
+			md_timer_start(vh, AF_INET6);
+		}
 		if (vh->state != CARP_STATE_MASTER)
 			continue;
 		evtimer_del(vh->ad_timer);

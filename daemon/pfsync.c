@@ -173,6 +173,7 @@ struct pfsyncd {
 	int bulk_tries;
 	time_t bulk_sent_at;
 	bool bulk_started;	/* BUS START of the update we asked for came */
+	bool bulk_reasked;	/* asked again when a peer's own request showed it up */
 	time_t bulk_rearmed_at; /* states of it arrived: the fail timer restarted */
 	bool demoted;
 	bool dumped; /* the kernel's table was read once (after our bulk update) */
@@ -1096,6 +1097,7 @@ int pfsyncd_request_bulk(struct carpd *cd)
 	ps->bulk = BULK_PENDING;
 	ps->bulk_tries = 0;
 	ps->bulk_started = false;
+	ps->bulk_reasked = false;
 	set_demoted(ps, true);
 	send_bulk_request(ps);
 	log_info("pfsync: bulk update requested (CARP demoted by %d until it completes)",
@@ -1461,6 +1463,16 @@ static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 			 (unsigned)ps->lflows.n + (unsigned)ps->rflows.n, (unsigned)ps->lflows.n,
 			 (unsigned)ps->rflows.n);
 		answer_bulk(ps);
+		/* Two nodes started together: our request went out before the peer
+		 * listened, and the retry is BULK_RETRY_S away, all of it demoted. The
+		 * peer's request shows it is up now: ask once more at once (once per
+		 * bulk update, or two pending peers would ask each other forever). */
+		if (ps->bulk == BULK_PENDING && !ps->bulk_started && !ps->bulk_reasked) {
+			ps->bulk_reasked = true;
+			log_info("pfsync: the peer is up (it asked for a bulk update): asking "
+				 "for ours again now");
+			send_bulk_request(ps);
+		}
 		return;
 	}
 	if (r->creatorid == ps->creatorid) {
