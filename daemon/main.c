@@ -309,7 +309,16 @@ int main(int argc, char **argv)
 
 	log_init(cd.foreground);
 	signal(SIGPIPE, SIG_IGN);
-	cd.base = event_base_new();
+	/* Precise timers: without the flag libevent reads CLOCK_MONOTONIC_COARSE, which
+	 * moves in jiffies (4 ms at HZ=250). A 1 ms timer then fired 1 to 4 ms late: the
+	 * pfsync send bursts of a bulk update came every 4.5 ms instead of every 1.1,
+	 * and fast mode's advertisement intervals (advskew/256 s) were off by as much. */
+	struct event_config *ecfg = event_config_new();
+	if (ecfg) {
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+		cd.base = event_base_new_with_config(ecfg);
+		event_config_free(ecfg);
+	}
 	if (!cd.base) {
 		log_err("cannot create the event loop");
 		return 1;

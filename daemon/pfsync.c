@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -25,17 +26,23 @@
 
 #define PFSYNC_TTL     PFSYNC_DFLTTL
 #define PFSYNC_TOS     0x10
-#define PFSYNC_MTU     1500
-#define FLUSH_DELAY_MS 1000	 /* FreeBSD batches updates for at most 1 s */
-#define REFRESH_S      5	 /* conntrack dump: missed events, refreshes to peers */
-#define REFRESH_MAX_S  30	 /* ... at most this far apart however long a dump takes */
-#define BULK_RETRY_S   5	 /* bulkfail timer */
-#define BULK_MAX_TRIES 12	 /* then pretend success, as FreeBSD does (~60 s) */
-#define SYNC_DEMOTION  240	 /* net.pfsync.carp_demotion_factor */
-#define BURST_PACKETS  32	 /* packets per send burst; then yield 1 ms (FreeBSD: 1 tick) */
-#define SOCKBUF_BYTES  (8 << 20) /* a bulk update arrives as a burst */
-#define DEFER_MS       20	 /* net.pfsync.defer_delay */
-#define DEFER_MAX      1024 /* held packets; the oldest goes when full (FreeBSD: 128 a bucket) */
+#define PFSYNC_MTU_MIN 1280  /* IPv6's minimum; a smaller sync link is not supported */
+#define PFSYNC_MTU_MAX 65535 /* the IP total length */
+#define FLUSH_DELAY_MS 1000  /* FreeBSD batches updates for at most 1 s */
+#define REFRESH_S      5     /* conntrack dump: missed events, refreshes to peers */
+#define REFRESH_MAX_S  30    /* ... at most this far apart however long a dump takes */
+#define BULK_RETRY_S   5     /* bulkfail timer */
+#define BULK_MAX_TRIES 12    /* then pretend success, as FreeBSD does (~60 s) */
+#define SYNC_DEMOTION  240   /* net.pfsync.carp_demotion_factor */
+/* bytes per send burst, then yield 1 ms (FreeBSD: 1 tick): about 22 MB/s. In bytes,
+ * not packets, so that jumbo frames do not overrun what a software switch buffers
+ * per port (the userspace OVS dropped half of 9000-byte bursts of 32). With precise
+ * timers 32 x 1500 bytes lost 0.2-0.5% of a 100 000-state bulk update in the
+ * userspace OVS of a 2-core VM; 16 x 1500 lost none. */
+#define BURST_BYTES   (16 * 1500)
+#define SOCKBUF_BYTES (8 << 20) /* a bulk update arrives as a burst */
+#define DEFER_MS      20	/* net.pfsync.defer_delay */
+#define DEFER_MAX     1024 /* held packets; the oldest goes when full (FreeBSD: 128 a bucket) */
 
 /* the identity of a conntrack entry: af, protocol and ORIG tuple */
 struct fkey {
@@ -171,6 +178,7 @@ struct pfsyncd {
 	/* our own bulk request */
 	enum { BULK_NONE, BULK_PENDING, BULK_DONE } bulk;
 	int bulk_tries;
+	size_t mtu; /* of the sync interface, as last read (sync_mtu()) */
 	time_t bulk_sent_at;
 	bool bulk_started;	/* BUS START of the update we asked for came */
 	bool bulk_reasked;	/* asked again when a peer's own request showed it up */
@@ -1697,15 +1705,38 @@ static int send_packet(struct pfsyncd *ps, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+/* The size of the packets we send: the sync interface's MTU, read at every flush
+ * (an operator may change it while we run). FreeBSD sizes its packets by
+ * pfsync0's MTU (1500 unless set, at most the syncdev's); a jumbo-frame sync link
+ * carries six times fewer packets for a bulk update, and a link below 1500 (a
+ * tunnel) no longer refuses every full packet (we send with DF set). */
+static size_t sync_mtu(struct pfsyncd *ps)
+{
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ps->cfg.ifname);
+	size_t mtu = 1500;
+	if (ioctl(ps->fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
+		mtu = (size_t)ifr.ifr_mtu;
+	if (mtu < PFSYNC_MTU_MIN)
+		mtu = PFSYNC_MTU_MIN;
+	if (mtu > PFSYNC_MTU_MAX)
+		mtu = PFSYNC_MTU_MAX;
+	if (mtu != ps->mtu) {
+		log_info("pfsync: packets of up to %zu bytes (the MTU of %s)", mtu, ps->cfg.ifname);
+		ps->mtu = mtu;
+	}
+	return mtu;
+}
+
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pfsyncd *ps = arg;
-	uint8_t buf[PFSYNC_MTU];
-	size_t cap = PFSYNC_MTU - (ps->family == AF_INET ? 20 : 40);
+	static uint8_t buf[PFSYNC_MTU_MAX]; /* one event loop: not reentered */
+	size_t cap = sync_mtu(ps) - (ps->family == AF_INET ? 20 : 40);
 	bool more = true;
-	int burst = 0;
+	size_t burst = 0;
 	while (more) {
-		if (burst++ == BURST_PACKETS) {
+		if (burst >= BURST_BYTES) {
 			/* a bulk update is thousands of packets: let the receiver (and a
 			 * software switch between us) drain, and our own loop breathe */
 			struct timeval tv = {0, 1000};
@@ -1784,8 +1815,9 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		if (any) {
 			size_t len = pfsync_writer_finish(&w);
 			send_packet(ps, buf, len);
+			burst += len;
 		} else if (more) {
-			/* one message larger than a packet: cannot happen with 1500 */
+			/* one message larger than a packet: cannot happen with 1280 */
 			break;
 		}
 	}

@@ -6,7 +6,9 @@
 # demotion raised (+240) until the update is complete, as FreeBSD does — so it
 # must hold all 10 000 connections, in carpd and in the kernel, before its
 # demotion drops. The sync link runs over IPv4 multicast (224.0.0.240) with
-# version 1301 states.
+# version 1301 states, on a jumbo-frame sync link (MTU 9000): carpd sizes its
+# packets by the sync interface's MTU, so the bulk update must come in packets
+# larger than 1500 bytes (the other pfsync tests run at MTU 1500).
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -15,6 +17,7 @@ require_cmds python3 conntrack
 FLOWS="$(dirname "$0")/helpers/udp_flows.py"
 N=10000
 SYNC=(--pfsync-peer mcast --pfsync-version 1301)
+export CARPLAB_SYNC_MTU=9000
 
 lab up >/dev/null
 for fw in fw1 fw2; do
@@ -66,6 +69,9 @@ lab stop fw2 >/dev/null
 nsx fw2 conntrack -F >/dev/null 2>&1 || true
 left=$(nsx fw2 conntrack -C)
 [ "$left" -lt 100 ] || fail "fw2's conntrack table still holds $left entries after the flush"
+nsx fw2 timeout 20 tcpdump -U -n -w "$TMP/bulk.pcap" -i sync0 'ip proto 240' >/dev/null 2>&1 &
+cap=$!
+sleep 0.3
 t1=$(now)
 lab start fw2 "${SYNC[@]}" >/dev/null
 : >"$TMP/samples"
@@ -94,5 +100,13 @@ inkernel=$(nsx fw2 conntrack -L -p udp -s 198.51.100.50 2>/dev/null | grep -c "s
 ok "fw2's conntrack holds all $N flows, with their SNAT: $(nsx fw2 conntrack -L -p udp -s 198.51.100.50 2>/dev/null | grep -m1 'dport=20000 ')"
 dnat_on fw2 || fail "fw2's bulk update did not bring the DNAT connection back"
 ok "the DNAT connection came back with the bulk update"
+sleep 0.3
+kill "$cap" 2>/dev/null || true
+wait "$cap" 2>/dev/null || true
+maxlen=$(tcpdump -n -v -r "$TMP/bulk.pcap" 2>/dev/null | grep -o 'length [0-9]*)' | tr -dc '0-9\n' | sort -n | tail -n 1)
+[ -n "$maxlen" ] && [ "$maxlen" -gt 1500 ] && [ "$maxlen" -le 9000 ] ||
+	fail "the bulk update did not come in packets sized by the sync link's MTU 9000: largest ${maxlen:-none} bytes"
+grep -q "pfsync: packets of up to 9000 bytes (the MTU of sync0)" "$RUN/fw1.log" || fail "fw1 does not log its packet size"
+ok "the bulk update came in packets of up to $maxlen bytes (sync link MTU 9000)"
 errs=$(json fw2 '.pfsync.counters | [.badlen, .badval, .inject_errors] | add')
 [ "$errs" = 0 ] || fail "errors during the bulk update: $(json fw2 .pfsync.counters)"
