@@ -174,13 +174,16 @@ static int config_request(struct defer *d, struct nlmsghdr *nlh)
 
 static int queue_config(struct defer *d)
 {
-	char buf[512];
+	/* zeroed: nfq_nlmsg_cfg_put_cmd() leaves the command's pad byte unwritten
+	 * (valgrind saw it sent to the kernel) */
+	char buf[512] = {0};
 	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, DEFER_QUEUE);
 	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
 	if (config_request(d, nlh) < 0)
 		return -1;
 	/* metadata only (no payload copy) plus the conntrack entry; fail open: a
 	 * full queue lets packets through rather than dropping them */
+	memset(buf, 0, sizeof(buf));
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, DEFER_QUEUE);
 	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_META, 0);
 	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(NFQA_CFG_F_CONNTRACK | NFQA_CFG_F_FAIL_OPEN));
@@ -229,7 +232,7 @@ fail:
 
 int defer_release(struct defer *d, uint32_t packet_id)
 {
-	char buf[256];
+	char buf[256] = {0};
 	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, DEFER_QUEUE);
 	nfq_nlmsg_verdict_put(nlh, (int)packet_id, NF_ACCEPT);
 	if (mnl_socket_sendto(d->nl, nlh, nlh->nlmsg_len) < 0) {
