@@ -122,6 +122,14 @@ static void md_timer_start(struct vhid *vh, int family)
 		evtimer_add(vh->md_timer6, &tv);
 }
 
+/* a BACKUP's master-down timers, started over (its wait or the silence changed) */
+static void md_timers_restart(struct vhid *vh)
+{
+	md_timers_stop(vh);
+	md_timer_start(vh, AF_INET);
+	md_timer_start(vh, AF_INET6);
+}
+
 static void ad_timer_schedule(struct vhid *vh, unsigned skew)
 {
 	struct timeval tv;
@@ -184,9 +192,7 @@ static void become_backup(struct vhid *vh, const char *reason)
 	if (vh->state == CARP_STATE_MASTER)
 		leave_master(vh);
 	set_state(vh, CARP_STATE_BACKUP, reason);
-	md_timers_stop(vh);
-	md_timer_start(vh, AF_INET);
-	md_timer_start(vh, AF_INET6);
+	md_timers_restart(vh);
 }
 
 static void become_init(struct vhid *vh, const char *reason)
@@ -318,9 +324,7 @@ void vhid_update(struct vhid *vh, const struct conf_vhid *cfg)
 		ad_timer_schedule_spread(vh, vhid_effective_skew(vh));
 		break;
 	case CARP_STATE_BACKUP:
-		md_timers_stop(vh);
-		md_timer_start(vh, AF_INET);
-		md_timer_start(vh, AF_INET6);
+		md_timers_restart(vh);
 		break;
 	case CARP_STATE_INIT:
 		vhid_link_changed(vh);
@@ -521,9 +525,7 @@ void carpd_demotion_changed(struct carpd *cd)
 		struct vhid *vh = cd->vhids[i];
 		if (vh->state == CARP_STATE_BACKUP && vh->cfg.advbase == 0) {
 			/* fast mode: a BACKUP's wait includes the demotion (md_timer_start) */
-			md_timers_stop(vh);
-			md_timer_start(vh, AF_INET);
-			md_timer_start(vh, AF_INET6);
+			md_timers_restart(vh);
 		}
 		if (vh->state != CARP_STATE_MASTER)
 			continue;
@@ -552,9 +554,7 @@ void carpd_set_maintenance(struct carpd *cd, bool on)
 	for (size_t i = 0; i < cd->nvhids; i++) {
 		struct vhid *vh = cd->vhids[i];
 		if (vh->state == CARP_STATE_BACKUP) {
-			md_timers_stop(vh);
-			md_timer_start(vh, AF_INET);
-			md_timer_start(vh, AF_INET6);
+			md_timers_restart(vh);
 		}
 	}
 }

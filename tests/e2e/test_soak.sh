@@ -140,9 +140,9 @@ awk '{ k = $2 " (pid " $3 ")"; if (!(k in first)) { first[k] = $4; order[++n] = 
 	END { for (i = 1; i <= n; i++) { k = order[i]; printf "# VmRSS of %s: first %d KiB, max %d, last %d (at %s s)\n", k, first[k], max[k], last[k], lt[k] } }' "$TMP/samples"
 # ASan's quarantine and valgrind's freed-block queue keep freed memory resident:
 # VmRSS then says nothing, and their own leak checks at carpd's exit replace it
-asan=
-ldd "$CARPD" 2>/dev/null | grep -q libasan && asan="ASan"
-[ -n "${CARPD_WRAP:-}" ] && asan="$CARPD_WRAP"
+memtool=
+ldd "$CARPD" 2>/dev/null | grep -q libasan && memtool="ASan"
+[ -n "${CARPD_WRAP:-}" ] && memtool="$CARPD_WRAP"
 for n in fw1 fw2; do
 	pid=$(lab pid "$n")
 	[ -n "${base_rss[$pid]:-}" ] || fail "$n (pid $pid) has no baseline: it ran less than $WARMUP s"
@@ -159,14 +159,14 @@ for n in fw1 fw2; do
 		END { m = 0; for (i = 0; i < n; i++) if (t[i] <= (t[0] + t[n - 1]) / 2 && r[i] > m) m = r[i]; print m }' "$TMP/samples")
 	[ "${ref:-0}" -ge "${base_rss[$pid]}" ] || ref=${base_rss[$pid]}
 	echo "$n (pid $pid): VmRSS ${base_rss[$pid]} at the baseline, at most $ref in the first half, $rss at the end; fds ${base_fd[$pid]} -> $fds over the last $win s"
-	if [ -n "$asan" ]; then
-		note "$n: carpd runs under ${asan%% *}, which keeps freed memory resident: VmRSS is not checked; the leak check at carpd's exit replaces it"
+	if [ -n "$memtool" ]; then
+		note "$n: carpd runs under ${memtool%% *}, which keeps freed memory resident: VmRSS is not checked; the leak check at carpd's exit replaces it"
 	else
 		[ "$rss" -le $((ref + RSS_SLACK_KIB)) ] || fail "$n: VmRSS grew from $ref (first half) to $rss KiB"
 	fi
 	[ "$fds" -le $((base_fd[$pid] + FD_SLACK)) ] || fail "$n: open fds grew from ${base_fd[$pid]} to $fds: $(find "/proc/$pid/fd" -mindepth 1 -printf '%l\n' | sort | uniq -c | sort -rn | head -n 5 | tr '\n' ';')"
 done
-ok "${asan:+(under ${asan%% *}: fds only) }VmRSS within +$RSS_SLACK_KIB KiB of the first half's and fds within +$FD_SLACK of the baseline on both nodes"
+ok "${memtool:+(under ${memtool%% *}: fds only) }VmRSS within +$RSS_SLACK_KIB KiB of the first half's and fds within +$FD_SLACK of the baseline on both nodes"
 
 # state tables agree once the traffic has stopped
 sleep 3

@@ -7,17 +7,8 @@
 
 #include <arpa/inet.h>
 
+#include "flow_tuple.h"
 #include "tap.h"
-
-static void tuple(struct flow_tuple *t, int af, const char *src, uint16_t sport, const char *dst,
-		  uint16_t dport)
-{
-	memset(t, 0, sizeof(*t));
-	inet_pton(af, src, &t->src);
-	inet_pton(af, dst, &t->dst);
-	t->sport = sport;
-	t->dport = dport;
-}
 
 static struct flow mk(int af, uint8_t proto, const char *os, uint16_t osp, const char *od,
 		      uint16_t odp, const char *rs, uint16_t rsp, const char *rd, uint16_t rdp)

@@ -2,18 +2,9 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "flow_tuple.h"
 #include "proto/flow.h"
 #include "tap.h"
-
-static void tuple(struct flow_tuple *t, int af, const char *src, uint16_t sport, const char *dst,
-		  uint16_t dport)
-{
-	memset(t, 0, sizeof(*t));
-	inet_pton(af, src, &t->src);
-	inet_pton(af, dst, &t->dst);
-	t->sport = sport;
-	t->dport = dport;
-}
 
 static int same_tuple(const struct flow_tuple *a, const struct flow_tuple *b)
 {
