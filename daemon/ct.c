@@ -27,8 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack_tcp.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 
 #include "daemon/carpd.h"
 #include "daemon/ct.h"
@@ -38,8 +41,13 @@
 /* Datagrams read per wakeup, so that an event storm cannot starve the rest of
  * the loop (the event is level-triggered and fires again). */
 #define CT_READ_BATCH 64
-/* One event is one datagram of at most a page or two; dumps use the library. */
+/* One event is one datagram of at most a page or two; a dump's datagrams are at
+ * most 32 KiB. */
 #define CT_RBUF_SIZE (64u << 10)
+/* Datagrams of a background dump (ct_dump_start) read per wakeup: a few hundred
+ * entries, a millisecond or two, then the loop runs what else is due (CARP
+ * advertisements, pfsync packets, events). */
+#define CT_DUMP_READS 4
 /* Protocols never replicated: CARP/VRRP and pfsync itself (pfsync.md §6.7). */
 #define CT_PROTO_CARP	112
 #define CT_PROTO_PFSYNC 240
@@ -98,7 +106,11 @@ struct ct {
 	struct ct_found *get_ctx;
 	bool dumping;
 	void (*dump_each)(void *arg, const struct flow *f);
+	void (*dump_done)(void *arg, int result); /* background dump (ct_dump_start) */
 	void *dump_arg;
+	struct event *dump_ev;
+	unsigned char *dbuf;
+	uint32_t dump_seq;
 	time_t overrun_logged;
 	uint64_t overrun_unlogged;
 	time_t fail_logged;
@@ -452,6 +464,132 @@ int ct_dump(struct ct *ct, void (*each)(void *arg, const struct flow *f), void *
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- background dump ---------------------------------------------------------------------- */
+
+static int adump_msg(const struct nlmsghdr *nlh, void *data)
+{
+	struct ct *ct = data;
+	struct flow f;
+	if ((nlh->nlmsg_type & 0xff) != IPCTNL_MSG_CT_NEW)
+		return MNL_CB_OK;
+	/* a fresh object per entry, as the library's own callbacks do: parsing into a
+	 * used one would keep the attributes the previous entry had and this one lacks */
+	struct nf_conntrack *nct = nfct_new();
+	if (nct == NULL)
+		return MNL_CB_OK;
+	bool ok = nfct_nlmsg_parse(nlh, nct) >= 0 && nct_to_flow(nlh, nct, &f, NULL) &&
+		  !flow_filtered(ct, &f);
+	nfct_destroy(nct);
+	if (ok && ct->dump_each != NULL)
+		ct->dump_each(ct->dump_arg, &f);
+	return MNL_CB_OK;
+}
+
+static void adump_finish(struct ct *ct, int result)
+{
+	event_del(ct->dump_ev);
+	void (*done)(void *, int) = ct->dump_done;
+	void *arg = ct->dump_arg;
+	ct->dumping = false;
+	ct->dump_each = NULL;
+	ct->dump_done = NULL;
+	ct->dump_arg = NULL;
+	if (done != NULL)
+		done(arg, result);
+}
+
+static void adump_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct ct *ct = arg;
+	for (int i = 0; i < CT_DUMP_READS; i++) {
+		struct sockaddr_nl peer;
+		struct iovec iov = {.iov_base = ct->dbuf, .iov_len = CT_RBUF_SIZE};
+		struct msghdr msg = {.msg_name = &peer,
+				     .msg_namelen = sizeof(peer),
+				     .msg_iov = &iov,
+				     .msg_iovlen = 1};
+		ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0 || (msg.msg_flags & MSG_TRUNC)) {
+			int saved = n < 0 ? errno : EMSGSIZE;
+			ct->st.errors++;
+			log_err("conntrack dump: %s", strerror(saved));
+			adump_finish(ct, -1);
+			return;
+		}
+		if (msg.msg_namelen != sizeof(peer) || peer.nl_pid != 0)
+			continue;
+		int r = mnl_cb_run(ct->dbuf, (size_t)n, ct->dump_seq, 0, adump_msg, ct);
+		if (r == MNL_CB_STOP) {
+			adump_finish(ct, 0);
+			return;
+		}
+		if (r < 0 && errno != EPROTO) { /* EPROTO: a datagram of another request */
+			int saved = errno;
+			ct->st.errors++;
+			log_err("conntrack dump: %s", strerror(saved));
+			adump_finish(ct, -1);
+			return;
+		}
+	}
+}
+
+int ct_dump_start(struct ct *ct, void (*each)(void *arg, const struct flow *f),
+		  void (*done)(void *arg, int result), void *arg)
+{
+	if (ct->dumping) {
+		errno = EBUSY;
+		return -1;
+	}
+	int fd = nfct_fd(ct->dump_h);
+	if (ct->dump_ev == NULL) {
+		ct->dbuf = malloc(CT_RBUF_SIZE);
+		if (ct->base == NULL || ct->dbuf == NULL) {
+			errno = ct->base == NULL ? EINVAL : ENOMEM;
+			return -1;
+		}
+		ct->dump_ev = event_new(ct->base, fd, EV_READ | EV_PERSIST, adump_readable, ct);
+		if (ct->dump_ev == NULL) {
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	/* what an earlier request left unread */
+	while (recv(fd, ct->dbuf, CT_RBUF_SIZE, MSG_DONTWAIT) > 0)
+		;
+	unsigned char req[MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg))];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = ct->dump_seq = ct->dump_seq + 1 ? ct->dump_seq + 1 : 1;
+	struct nfgenmsg *nfh = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfh));
+	nfh->nfgen_family = AF_UNSPEC; /* both families in one dump */
+	nfh->version = NFNETLINK_V0;
+	nfh->res_id = 0;
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	if (sendto(fd, req, nlh->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+		ct->st.errors++;
+		return -1;
+	}
+	if (event_add(ct->dump_ev, NULL) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	ct->dumping = true;
+	ct->dump_each = each;
+	ct->dump_done = done;
+	ct->dump_arg = arg;
+	return 0;
+}
+
+bool ct_dump_running(const struct ct *ct)
+{
+	return ct->dump_done != NULL;
 }
 
 /* ---- conversion: flow -> kernel ---------------------------------------------------------- */
@@ -1204,6 +1342,9 @@ void ct_close(struct ct *ct)
 		return;
 	if (ct->ev != NULL)
 		event_free(ct->ev);
+	if (ct->dump_ev != NULL)
+		event_free(ct->dump_ev);
+	free(ct->dbuf);
 	if (ct->ev_h != NULL)
 		nfct_close(ct->ev_h);
 	if (ct->cmd_h != NULL)

@@ -29,11 +29,17 @@
 #define PFSYNC_MTU_MIN 1280  /* IPv6's minimum; a smaller sync link is not supported */
 #define PFSYNC_MTU_MAX 65535 /* the IP total length */
 #define FLUSH_DELAY_MS 1000  /* FreeBSD batches updates for at most 1 s */
-#define REFRESH_S      5     /* conntrack dump: missed events, refreshes to peers */
-#define REFRESH_MAX_S  30    /* ... at most this far apart however long a dump takes */
-#define BULK_RETRY_S   5     /* bulkfail timer */
-#define BULK_MAX_TRIES 12    /* then pretend success, as FreeBSD does (~60 s) */
-#define SYNC_DEMOTION  240   /* net.pfsync.carp_demotion_factor */
+/* New connections and their state changes wait at most this long (FreeBSD: 1 s
+ * unless the packet fills). A connection is then on the peers about a millisecond
+ * after it began, so a master that dies loses none that began a second before;
+ * events read in one wakeup still share packets, and a packet that fills goes
+ * at once. Refreshes and deletions keep FreeBSD's 1 s. */
+#define SOON_DELAY_MS  1
+#define REFRESH_S      5   /* conntrack dump: missed events, refreshes to peers */
+#define REFRESH_MAX_S  30  /* ... at most this far apart however long a dump takes */
+#define BULK_RETRY_S   5   /* bulkfail timer */
+#define BULK_MAX_TRIES 12  /* then pretend success, as FreeBSD does (~60 s) */
+#define SYNC_DEMOTION  240 /* net.pfsync.carp_demotion_factor */
 /* bytes per send burst, then yield 1 ms (FreeBSD: 1 tick): about 22 MB/s. In bytes,
  * not packets, so that jumbo frames do not overrun what a software switch buffers
  * per port (the userspace OVS dropped half of 9000-byte bursts of 32). With precise
@@ -148,6 +154,13 @@ struct rflow {
 	uint32_t last_dump;
 };
 
+struct pfsyncd;
+/* the refresh dump in progress */
+struct dump_ctx {
+	struct pfsyncd *ps;
+	time_t now; /* when it began */
+};
+
 struct pfsyncd {
 	struct carpd *cd;
 	struct conf_pfsync cfg;
@@ -179,6 +192,18 @@ struct pfsyncd {
 	enum { BULK_NONE, BULK_PENDING, BULK_DONE } bulk;
 	int bulk_tries;
 	size_t mtu; /* of the sync interface, as last read (sync_mtu()) */
+	/* the send timer: when it is due (CLOCK_MONOTONIC ms), whether flush_cb set it
+	 * for its pause between bursts, and the bytes of states queued since the
+	 * last flush (a packet's worth sends at once) */
+	uint64_t flush_due_ms;
+	bool pacing;
+	size_t qbytes;
+	/* the refresh dump (in the background, see refresh_cb) */
+	struct dump_ctx dump_ctx;
+	struct timespec dump_t0;
+	int64_t last_dump_ms;	  /* how long the last completed one took, -1: none yet */
+	bool refresh_again;	  /* events were lost while it ran: one more at once */
+	bool bulk_answer_pending; /* a peer's bulk request waits for our first dump */
 	time_t bulk_sent_at;
 	bool bulk_started;	/* BUS START of the update we asked for came */
 	bool bulk_reasked;	/* asked again when a peer's own request showed it up */
@@ -313,13 +338,41 @@ static int rflow_to_flow(const struct pfsyncd *ps, const struct rflow *rf, struc
 
 /* ---- queues -------------------------------------------------------------------- */
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The send timer fires within delay_ms, or sooner if it was due sooner. While
+ * flush_cb pauses between bursts, its own 1 ms timer stands. */
+static void schedule_flush_within(struct pfsyncd *ps, unsigned delay_ms)
+{
+	if (ps->pacing && evtimer_pending(ps->flush_ev, NULL))
+		return;
+	uint64_t due = now_ms() + delay_ms;
+	if (evtimer_pending(ps->flush_ev, NULL) && ps->flush_due_ms <= due)
+		return;
+	struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000) * 1000};
+	evtimer_del(ps->flush_ev);
+	evtimer_add(ps->flush_ev, &tv);
+	ps->flush_due_ms = due;
+}
+
 static void schedule_flush(struct pfsyncd *ps, bool now)
 {
-	struct timeval tv = {0, now ? 0 : FLUSH_DELAY_MS * 1000};
-	if (now || !evtimer_pending(ps->flush_ev, NULL)) {
-		evtimer_del(ps->flush_ev);
-		evtimer_add(ps->flush_ev, &tv);
-	}
+	schedule_flush_within(ps, now ? 0 : FLUSH_DELAY_MS);
+}
+
+/* bytes of pf state messages were queued: a packet's worth goes at once (as
+ * FreeBSD sends a packet as soon as it is full), the rest within delay_ms */
+static void queued_bytes(struct pfsyncd *ps, size_t bytes, unsigned delay_ms)
+{
+	size_t mtu = ps->mtu ? ps->mtu : 1500;
+	ps->qbytes += bytes;
+	/* IP header, pfsync header, a few subheaders */
+	schedule_flush_within(ps, ps->qbytes + 100 >= mtu ? 0 : delay_ms);
 }
 
 static void sidq_push(struct sid **q, size_t *n, size_t *cap, uint32_t creatorid, uint64_t id)
@@ -335,14 +388,19 @@ static void sidq_push(struct sid **q, size_t *n, size_t *cap, uint32_t creatorid
 	(*q)[(*n)++] = (struct sid){.id = id, .creatorid = creatorid};
 }
 
-static void lflow_enqueue(struct pfsyncd *ps, struct lflow *lf)
+/* soon: a new connection or a change of its state (SOON_DELAY_MS), not a refresh */
+static void lflow_enqueue(struct pfsyncd *ps, struct lflow *lf, bool soon)
 {
 	if (!lf->queued) {
 		lf->queued = true;
 		lf->qnext = ps->qhead;
 		ps->qhead = lf;
+		size_t msg = lf->q_ins || lf->q_full ? pfsync_state_size(ps->cfg.version)
+						     : PFSYNC_UPD_C_LEN;
+		queued_bytes(ps, lf->nstates * msg, soon ? SOON_DELAY_MS : FLUSH_DELAY_MS);
+	} else if (soon) {
+		schedule_flush_within(ps, SOON_DELAY_MS);
 	}
-	schedule_flush(ps, false);
 }
 
 /* ---- local flows (conntrack -> peers) -------------------------------------------------- */
@@ -427,7 +485,7 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
 	if (lf) {
 		if (lflow_build(ps, lf, f)) {
 			lf->q_upd = true;
-			lflow_enqueue(ps, lf);
+			lflow_enqueue(ps, lf, true);
 		}
 		return lf;
 	}
@@ -440,6 +498,7 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
 		return NULL;
 	}
 	lf->q_ins = true;
+	lf->seen = true; /* a refresh dump that runs now may have passed it already */
 	lf->last_timeout = f->timeout;
 	lf->last_dump = now_s();
 	if (ptab_add(&ps->lflows, lf) < 0) {
@@ -447,7 +506,7 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
 		free(lf);
 		return NULL;
 	}
-	lflow_enqueue(ps, lf);
+	lflow_enqueue(ps, lf, true);
 	return lf;
 }
 
@@ -522,11 +581,6 @@ static void ct_resync(void *arg)
 	evtimer_add(ps->refresh_ev, &tv);
 }
 
-struct dump_ctx {
-	struct pfsyncd *ps;
-	time_t now;
-};
-
 /* how often an active connection is refreshed to the peers: well within pf's
  * timeout for its state, at most every 30 s */
 static time_t refresh_period(uint8_t pf_timeout_index)
@@ -566,7 +620,7 @@ static void dump_each(void *arg, const struct flow *f)
 	if (active && dc->now - lf->last_sent >= refresh_period(lf->pftm)) {
 		if (lflow_build(ps, lf, f)) {
 			lf->q_upd = true;
-			lflow_enqueue(ps, lf);
+			lflow_enqueue(ps, lf, false);
 		}
 	}
 	lf->last_timeout = f->timeout;
@@ -576,25 +630,17 @@ static void dump_each(void *arg, const struct flow *f)
 static void rflow_drop(struct pfsyncd *ps, struct rflow *rf, bool announce);
 static void rstate_free(struct pfsyncd *ps, struct rstate *rs);
 
-static void refresh_cb(evutil_socket_t fd, short what, void *arg)
+static void answer_bulk(struct pfsyncd *ps);
+
+static void refresh_done(void *arg, int result)
 {
-	struct pfsyncd *ps = arg;
+	struct pfsyncd *ps = ((struct dump_ctx *)arg)->ps;
 	struct lflow *lf;
 	struct rflow *rf;
 	struct ptab_iter it = {0};
-	while ((lf = ptab_next(&ps->lflows, &it)))
-		lf->seen = false;
-	it = (struct ptab_iter){0};
-	while ((rf = ptab_next(&ps->rflows, &it)))
-		rf->seen = false;
-	struct dump_ctx dc = {ps, now_s()};
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int dumped = ct_dump(ps->ct, dump_each, &dc);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (dumped == 0) {
-		/* gone from the kernel without a DESTROY event we saw */
-		it = (struct ptab_iter){0};
+	if (result == 0) {
+		/* gone from the kernel without a DESTROY event we saw (connections
+		 * that began during the dump were marked seen when they began) */
 		while ((lf = ptab_next(&ps->lflows, &it)))
 			if (!lf->seen)
 				lflow_free(ps, lf, true);
@@ -608,23 +654,66 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	/* states whose partner was deleted and whose own DEL_C never came */
 	struct rstate *rs;
+	time_t now = now_s();
 	it = (struct ptab_iter){0};
 	while ((rs = ptab_next(&ps->rstates, &it)))
-		if (!rs->rf && dc.now - rs->orphaned_at >= REFRESH_S)
+		if (!rs->rf && now - rs->orphaned_at >= REFRESH_S)
 			rstate_free(ps, rs);
-	/* A dump walks the whole table and blocks the loop meanwhile (a million
-	 * entries take seconds): the next one waits ten times as long as this one
-	 * took, REFRESH_S at least, REFRESH_MAX_S at most (within pf's timeouts, see
-	 * refresh_period()), so that dumps never take most of the daemon's time. */
-	int64_t took_ms =
-		(int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	/* A dump of a million entries takes seconds of the daemon's time (in slices,
+	 * between which the loop runs): the next one waits ten times as long as this
+	 * one took, REFRESH_S at least, REFRESH_MAX_S at most (within pf's timeouts,
+	 * see refresh_period()), so that dumps never take most of the daemon's time.
+	 * Events lost meanwhile (ct_resync) call for the next one at once. */
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	int64_t took_ms = (int64_t)(t1.tv_sec - ps->dump_t0.tv_sec) * 1000 +
+			  (t1.tv_nsec - ps->dump_t0.tv_nsec) / 1000000;
+	if (result == 0) {
+		ps->c.dumps++;
+		ps->last_dump_ms = took_ms;
+	}
 	int64_t next_ms = took_ms * 10;
 	if (next_ms < REFRESH_S * 1000)
 		next_ms = REFRESH_S * 1000;
 	if (next_ms > REFRESH_MAX_S * 1000)
 		next_ms = REFRESH_MAX_S * 1000;
+	if (ps->refresh_again)
+		next_ms = 0;
+	if (ps->bulk_answer_pending) {
+		ps->bulk_answer_pending = false;
+		log_info("pfsync: answering the bulk request: %u connections (%u local, %u "
+			 "learned)",
+			 (unsigned)ps->lflows.n + (unsigned)ps->rflows.n, (unsigned)ps->lflows.n,
+			 (unsigned)ps->rflows.n);
+		answer_bulk(ps);
+	}
+	ps->refresh_again = false;
 	struct timeval tv = {(time_t)(next_ms / 1000), (suseconds_t)(next_ms % 1000) * 1000};
 	evtimer_add(ps->refresh_ev, &tv);
+}
+
+static void refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pfsyncd *ps = arg;
+	if (ct_dump_running(ps->ct)) {
+		ps->refresh_again = true; /* events were lost during this dump */
+		return;
+	}
+	struct lflow *lf;
+	struct rflow *rf;
+	struct ptab_iter it = {0};
+	while ((lf = ptab_next(&ps->lflows, &it)))
+		lf->seen = false;
+	it = (struct ptab_iter){0};
+	while ((rf = ptab_next(&ps->rflows, &it)))
+		rf->seen = false;
+	ps->dump_ctx = (struct dump_ctx){ps, now_s()};
+	clock_gettime(CLOCK_MONOTONIC, &ps->dump_t0);
+	/* in the background: the loop goes on between slices of the table */
+	if (ct_dump_start(ps->ct, dump_each, refresh_done, &ps->dump_ctx) < 0) {
+		log_err("conntrack dump: %s", strerror(errno));
+		refresh_done(&ps->dump_ctx, -1);
+	}
 }
 
 /* ---- learned states (peers -> conntrack) ------------------------------------------- */
@@ -741,8 +830,11 @@ static void rflow_enqueue(struct pfsyncd *ps, struct rflow *rf, bool full)
 		rf->queued = true;
 		rf->qnext = ps->rqhead;
 		ps->rqhead = rf;
+		size_t msg = full ? pfsync_state_size(ps->cfg.version) : PFSYNC_UPD_C_LEN;
+		queued_bytes(ps, (rf->first ? msg : 0) + (rf->second ? msg : 0), FLUSH_DELAY_MS);
 	}
-	schedule_flush(ps, full);
+	if (full)
+		schedule_flush(ps, true);
 }
 
 /* Take the kernel's view of a learned connection into its pf states (TCP peer
@@ -809,6 +901,7 @@ static struct rflow *rflow_new(struct pfsyncd *ps, const struct fkey *k, struct 
 	if (!rf)
 		return NULL;
 	rf->key = *k;
+	rf->seen = true; /* a refresh dump that runs now may have passed it already */
 	if (ptab_add(&ps->rflows, rf) < 0) {
 		free(rf);
 		return NULL;
@@ -1123,7 +1216,7 @@ static void answer_bulk(struct pfsyncd *ps)
 	struct ptab_iter it = {0};
 	while ((lf = ptab_next(&ps->lflows, &it))) {
 		lf->q_full = true;
-		lflow_enqueue(ps, lf);
+		lflow_enqueue(ps, lf, false);
 	}
 	struct rflow *rf;
 	it = (struct ptab_iter){0};
@@ -1466,6 +1559,17 @@ static void in_upd_c(struct pfsyncd *ps, const struct pfsync_upd_c *u)
 static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 {
 	if (r->id == 0 && r->creatorid == 0) {
+		if (ps->bulk == BULK_DONE && ps->c.dumps == 0) {
+			/* our first read of the kernel's table is under way (it follows our
+			 * own bulk update): the answer waits for it, or it would lack every
+			 * connection of that table. Not while our own bulk update is
+			 * pending: two nodes started together would wait for each other. */
+			if (!ps->bulk_answer_pending)
+				log_info("pfsync: bulk update requested by a peer: answering once "
+					 "the kernel's table is read");
+			ps->bulk_answer_pending = true;
+			return;
+		}
 		log_info("pfsync: bulk update requested by a peer: sending %u connections "
 			 "(%u local, %u learned)",
 			 (unsigned)ps->lflows.n + (unsigned)ps->rflows.n, (unsigned)ps->lflows.n,
@@ -1489,7 +1593,7 @@ static void in_ureq(struct pfsyncd *ps, const struct pfsync_ref *r)
 		l = ptab_find(&ps->lids, &first);
 		if (l && r->id - first < l->nstates) {
 			l->q_full = true;
-			lflow_enqueue(ps, l);
+			lflow_enqueue(ps, l, false);
 			schedule_flush(ps, true);
 			return;
 		}
@@ -1733,6 +1837,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	struct pfsyncd *ps = arg;
 	static uint8_t buf[PFSYNC_MTU_MAX]; /* one event loop: not reentered */
 	size_t cap = sync_mtu(ps) - (ps->family == AF_INET ? 20 : 40);
+	ps->pacing = false;
+	ps->qbytes = 0; /* what is queued now goes in this flush or its next burst */
 	bool more = true;
 	size_t burst = 0;
 	while (more) {
@@ -1742,6 +1848,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			struct timeval tv = {0, 1000};
 			evtimer_del(ps->flush_ev);
 			evtimer_add(ps->flush_ev, &tv);
+			ps->flush_due_ms = now_ms() + 1;
+			ps->pacing = true;
 			return;
 		}
 		struct pfsync_writer w;
@@ -1904,6 +2012,7 @@ int pfsyncd_start(struct carpd *cd)
 	ps->cfg = cd->conf->pfsync;
 	ps->fd = -1;
 	ps->creatorid = cd->conf->hostid ? cd->conf->hostid : derive_hostid();
+	ps->last_dump_ms = -1;
 	/* ids: unique per state, and not reused by a restarted daemon */
 	ps->next_id = (uint64_t)time(NULL) << 24;
 	ps->id_base = ps->next_id;
@@ -2061,6 +2170,7 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 	} else {
 		evbuffer_add_printf(out, "\"peer\": null, ");
 	}
+	evbuffer_add_printf(out, "\"last_dump_ms\": %lld, ", (long long)ps->last_dump_ms);
 	evbuffer_add_printf(out,
 			    "\"defer\": {\"configured\": %s, \"active\": %s, \"held\": %zu, "
 			    "\"deferred\": %llu, \"acked\": %llu, \"timeouts\": %llu}, ",
@@ -2075,7 +2185,7 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 		"\"badver\": %llu, \"badlen\": %llu, \"badact\": %llu, \"badval\": %llu, "
 		"\"badstate\": %llu, \"stale\": %llu, \"own_creator\": %llu, "
 		"\"inject_errors\": %llu, \"not_mappable\": %llu, \"oerrors\": %llu, "
-		"\"collisions\": %llu, \"ct_overruns\": %llu, "
+		"\"collisions\": %llu, \"ct_overruns\": %llu, \"dumps\": %llu, "
 		"\"ins_in\": %llu, \"upd_in\": %llu, \"del_in\": %llu, \"ureq_in\": %llu, "
 		"\"clr_in\": %llu, \"bus_in\": %llu, \"ack_in\": %llu, \"ins_out\": %llu, "
 		"\"upd_out\": %llu, \"updc_out\": %llu, \"del_out\": %llu, \"ureq_out\": %llu, "
@@ -2087,14 +2197,14 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 		(unsigned long long)ps->c.stale, (unsigned long long)ps->c.own_creator,
 		(unsigned long long)ps->c.inject_errors, (unsigned long long)ps->c.not_mappable,
 		(unsigned long long)ps->c.oerrors, (unsigned long long)ps->c.collisions,
-		(unsigned long long)(cs ? cs->overruns : 0), (unsigned long long)ps->c.ins_in,
-		(unsigned long long)ps->c.upd_in, (unsigned long long)ps->c.del_in,
-		(unsigned long long)ps->c.ureq_in, (unsigned long long)ps->c.clr_in,
-		(unsigned long long)ps->c.bus_in, (unsigned long long)ps->c.ack_in,
-		(unsigned long long)ps->c.ins_out, (unsigned long long)ps->c.upd_out,
-		(unsigned long long)ps->c.updc_out, (unsigned long long)ps->c.del_out,
-		(unsigned long long)ps->c.ureq_out, (unsigned long long)ps->c.ack_out,
-		(unsigned long long)ps->c.bus_out);
+		(unsigned long long)(cs ? cs->overruns : 0), (unsigned long long)ps->c.dumps,
+		(unsigned long long)ps->c.ins_in, (unsigned long long)ps->c.upd_in,
+		(unsigned long long)ps->c.del_in, (unsigned long long)ps->c.ureq_in,
+		(unsigned long long)ps->c.clr_in, (unsigned long long)ps->c.bus_in,
+		(unsigned long long)ps->c.ack_in, (unsigned long long)ps->c.ins_out,
+		(unsigned long long)ps->c.upd_out, (unsigned long long)ps->c.updc_out,
+		(unsigned long long)ps->c.del_out, (unsigned long long)ps->c.ureq_out,
+		(unsigned long long)ps->c.ack_out, (unsigned long long)ps->c.bus_out);
 }
 
 void pfsyncd_status_text(const struct carpd *cd, struct evbuffer *out)
@@ -2151,6 +2261,7 @@ void pfsyncd_metrics(const struct carpd *cd, struct evbuffer *out)
 	M(deferred);
 	M(defer_acked);
 	M(defer_timeouts);
+	M(dumps);
 #undef M
 #define MSG(dir, name, field)                                                                      \
 	evbuffer_add_printf(out,                                                                   \

@@ -27,6 +27,7 @@ struct pfsync_counters {
 	uint64_t oerrors;
 	uint64_t collisions; /* a peer's state for a connection we track as our own */
 	uint64_t deferred, defer_acked, defer_timeouts; /* defer mode */
+	uint64_t dumps; /* refresh dumps of the conntrack table completed */
 };
 
 int pfsyncd_start(struct carpd *cd);
