@@ -2098,7 +2098,7 @@ void pfsyncd_stop(struct carpd *cd)
 	if (!ps)
 		return;
 	for (size_t i = 0; i < ps->lflows.cap; i++)
-		free(ps->lflows.slot[i]);
+		free(ptab_at(&ps->lflows, i));
 	ptab_clear(&ps->lflows);
 	ptab_clear(&ps->lids);
 	struct rpost *p, *ptmp;
@@ -2108,10 +2108,10 @@ void pfsyncd_stop(struct carpd *cd)
 		free(p);
 	}
 	for (size_t i = 0; i < ps->rflows.cap; i++)
-		free(ps->rflows.slot[i]);
+		free(ptab_at(&ps->rflows, i));
 	ptab_clear(&ps->rflows);
 	for (size_t i = 0; i < ps->rstates.cap; i++)
-		free(ps->rstates.slot[i]);
+		free(ptab_at(&ps->rstates, i));
 	ptab_clear(&ps->rstates);
 	if (ps->demoted)
 		cd->demotion -= SYNC_DEMOTION;

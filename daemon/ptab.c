@@ -8,6 +8,26 @@
 
 #define PTAB_MIN 64
 
+/* the tag: the hash's top 16 bits, kept where they are, in the address's top 16
+ * bits (zero in user-space addresses on 64-bit Linux: 47 or 48 bits, 56 only for
+ * a program that asks for it). None where addresses are 32 bits. */
+#if UINTPTR_MAX == UINT64_MAX
+#define TAG_SHIFT 48
+#define TAG_MASK  (~(uintptr_t)0 << TAG_SHIFT)
+#else
+#define TAG_MASK 0
+#endif
+
+static uintptr_t tag_of(const struct ptab *t, uint64_t h)
+{
+	return t->untagged ? 0 : (uintptr_t)h & TAG_MASK;
+}
+
+static void *addr_of(const struct ptab *t, uintptr_t s)
+{
+	return (void *)(t->untagged ? s : s & ~TAG_MASK);
+}
+
 void ptab_init(struct ptab *t, size_t key_off, size_t key_len)
 {
 	memset(t, 0, sizeof(*t));
@@ -50,10 +70,15 @@ void *ptab_find(const struct ptab *t, const void *key)
 	if (!t->n)
 		return NULL;
 	size_t mask = t->cap - 1;
-	for (size_t i = (size_t)hash(t, key) & mask;; i = (i + 1) & mask) {
-		void *e = t->slot[i];
-		if (e == NULL)
+	uint64_t h = hash(t, key);
+	uintptr_t tag = tag_of(t, h);
+	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+		uintptr_t s = t->slot[i];
+		if (s == 0)
 			return NULL;
+		if ((s & TAG_MASK) != tag)
+			continue;
+		void *e = addr_of(t, s);
 		if (!memcmp(key_of(t, e), key, t->key_len))
 			return e;
 	}
@@ -61,26 +86,37 @@ void *ptab_find(const struct ptab *t, const void *key)
 
 static void put(struct ptab *t, void *e)
 {
-	size_t mask = t->cap - 1, i = home(t, e);
+	uint64_t h = hash(t, key_of(t, e));
+	size_t mask = t->cap - 1, i = (size_t)h & mask;
 	while (t->slot[i])
 		i = (i + 1) & mask;
-	t->slot[i] = e;
+	t->slot[i] = (uintptr_t)e | tag_of(t, h);
+}
+
+/* from now on without tags: an address uses their bits */
+void ptab_untag(struct ptab *t)
+{
+	for (size_t i = 0; i < t->cap; i++)
+		t->slot[i] = (uintptr_t)addr_of(t, t->slot[i]);
+	t->untagged = true;
 }
 
 int ptab_add(struct ptab *t, void *e)
 {
+	if (!t->untagged && ((uintptr_t)e & TAG_MASK) != 0)
+		ptab_untag(t);
 	if (t->n + 1 > t->cap / 4 * 3) {
 		size_t ncap = t->cap ? t->cap * 2 : PTAB_MIN;
-		void **ns = calloc(ncap, sizeof(*ns));
+		uintptr_t *ns = calloc(ncap, sizeof(*ns));
 		if (ns == NULL)
 			return -1;
-		void **old = t->slot;
+		uintptr_t *old = t->slot;
 		size_t ocap = t->cap;
 		t->slot = ns;
 		t->cap = ncap;
 		for (size_t i = 0; i < ocap; i++)
 			if (old[i])
-				put(t, old[i]);
+				put(t, addr_of(t, old[i]));
 		free(old);
 	}
 	put(t, e);
@@ -93,20 +129,20 @@ void ptab_del(struct ptab *t, const void *e)
 	if (!t->n)
 		return;
 	size_t mask = t->cap - 1, i = home(t, e);
-	while (t->slot[i] != e) {
-		if (t->slot[i] == NULL)
+	while (addr_of(t, t->slot[i]) != e) {
+		if (t->slot[i] == 0)
 			return;
 		i = (i + 1) & mask;
 	}
 	/* backward shift: the entries after the hole that may sit in it move up, so
 	 * that no probe sequence crosses an empty slot */
 	for (size_t j = i;;) {
-		t->slot[i] = NULL;
+		t->slot[i] = 0;
 		for (;;) {
 			j = (j + 1) & mask;
-			if (t->slot[j] == NULL)
+			if (t->slot[j] == 0)
 				goto done;
-			size_t h = home(t, t->slot[j]);
+			size_t h = home(t, addr_of(t, t->slot[j]));
 			/* movable unless its home lies cyclically in (i, j] */
 			bool stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
 			if (!stays)
@@ -119,7 +155,7 @@ done:
 	/* an emptied table gives its memory back, but for PTAB_MIN slots: an entry
 	 * deleted and added again (a new key) never needs an allocation */
 	if (--t->n == 0 && t->cap > PTAB_MIN) {
-		void **ns = calloc(PTAB_MIN, sizeof(*ns));
+		uintptr_t *ns = calloc(PTAB_MIN, sizeof(*ns));
 		if (ns) {
 			free(t->slot);
 			t->slot = ns;
@@ -136,15 +172,20 @@ void ptab_clear(struct ptab *t)
 	t->n = 0;
 }
 
+void *ptab_at(const struct ptab *t, size_t i)
+{
+	return i < t->cap ? addr_of(t, t->slot[i]) : NULL;
+}
+
 void *ptab_next(const struct ptab *t, struct ptab_iter *it)
 {
 	/* the entry we were at is still there: go on after it; it was deleted:
 	 * look at its slot again, where a later entry may have moved */
-	if (it->cur != NULL && it->i < t->cap && t->slot[it->i] == it->cur)
+	if (it->cur != NULL && it->i < t->cap && addr_of(t, t->slot[it->i]) == it->cur)
 		it->i++;
 	for (; it->i < t->cap; it->i++)
 		if (t->slot[it->i]) {
-			it->cur = t->slot[it->i];
+			it->cur = addr_of(t, t->slot[it->i]);
 			return it->cur;
 		}
 	it->cur = NULL;

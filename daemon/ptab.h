@@ -6,19 +6,27 @@
  * 21 bytes an entry) and reads each entry's key where the entry holds it: key_len
  * bytes at key_off, compared byte for byte (so keys have no padding). The hash is
  * seeded at random per table. Nothing is allocated until the first entry.
+ *
+ * A slot also holds 16 bits of its entry's hash, in the top 16 bits of the
+ * address, which user-space addresses on 64-bit Linux leave zero: a probe reads
+ * an entry (a cache miss, then a key compare) only when those bits match, so a
+ * lookup that misses rarely touches any entry. Should an address ever use those
+ * bits, the table drops the tags and works as without them.
  */
 #ifndef CARPD_PTAB_H
 #define CARPD_PTAB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct ptab {
-	void **slot;
-	size_t cap; /* 0 or a power of 2 */
+	uintptr_t *slot; /* 0, or an entry's address with its tag (ptab_at) */
+	size_t cap;	 /* 0 or a power of 2 */
 	size_t n;
 	size_t key_off, key_len;
 	uint64_t seed;
+	bool untagged; /* an address used the tag bits: no tags (see above) */
 };
 
 void ptab_init(struct ptab *t, size_t key_off, size_t key_len);
@@ -32,6 +40,12 @@ int ptab_add(struct ptab *t, void *e);
 void ptab_del(struct ptab *t, const void *e);
 /* Forget every entry (not freed) and the slots. */
 void ptab_clear(struct ptab *t);
+/* The entry in slot i (i < cap), or NULL: for a walk that frees every entry
+ * before ptab_clear(). */
+void *ptab_at(const struct ptab *t, size_t i);
+/* Drop the tags for good: what ptab_add() does when an address uses their bits
+ * (for tests, which have no such address). */
+void ptab_untag(struct ptab *t);
 
 /*
  * Iteration, in slot order:
