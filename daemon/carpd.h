@@ -104,6 +104,10 @@ struct nl_sock;
 struct nl_cache_mngr;
 struct nl_cache;
 
+/* The loop's priorities (event_base_priority_init): events get the middle one,
+ * libevent's default; the background read of the conntrack table the lowest. */
+#define CARPD_PRIO_LEVELS 3
+
 struct carpd {
 	struct event_base *base;
 	const char *conf_path;

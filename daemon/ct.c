@@ -44,10 +44,14 @@
 /* One event is one datagram of at most a page or two; a dump's datagrams are at
  * most 32 KiB. */
 #define CT_RBUF_SIZE (64u << 10)
-/* Datagrams of a background dump (ct_dump_start) read per wakeup: a few hundred
- * entries, a millisecond or two, then the loop runs what else is due (CARP
- * advertisements, pfsync packets, events). */
-#define CT_DUMP_READS 4
+/* A background dump (ct_dump_start) reads this many datagrams (about a hundred
+ * entries each, a few tenths of a millisecond) every CT_DUMP_TICK_US: reading
+ * back to back kept a core busy for the whole dump, and on a small machine the
+ * other processes (the switch, the peer) waited for it. A dump of 100 000 entries
+ * takes about a second. No datagram for CT_DUMP_STALL_TICKS ticks ends it. */
+#define CT_DUMP_READS	    1
+#define CT_DUMP_TICK_US	    1000
+#define CT_DUMP_STALL_TICKS 5000
 /* Protocols never replicated: CARP/VRRP and pfsync itself (pfsync.md §6.7). */
 #define CT_PROTO_CARP	112
 #define CT_PROTO_PFSYNC 240
@@ -108,7 +112,9 @@ struct ct {
 	void (*dump_each)(void *arg, const struct flow *f);
 	void (*dump_done)(void *arg, int result); /* background dump (ct_dump_start) */
 	void *dump_arg;
-	struct event *dump_ev;
+	struct event *dump_ev;	  /* the background dump's tick */
+	int64_t dump_busy_ns;	  /* its time in adump_tick, so far */
+	unsigned dump_idle_ticks; /* ticks in a row without a datagram */
 	unsigned char *dbuf;
 	uint32_t dump_seq;
 	time_t overrun_logged;
@@ -500,9 +506,28 @@ static void adump_finish(struct ct *ct, int result)
 		done(arg, result);
 }
 
-static void adump_readable(evutil_socket_t fd, short what, void *arg)
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void adump_fail(struct ct *ct, int err)
+{
+	ct->st.errors++;
+	log_err("conntrack dump: %s", strerror(err));
+	adump_finish(ct, -1);
+}
+
+/* One slice of a background dump per tick: the kernel fills the next datagram when
+ * we read this one and keeps it until the next tick, so the dump takes about a
+ * millisecond per hundred entries and never more than a fraction of the CPU. */
+static void adump_tick(evutil_socket_t unused, short what, void *arg)
 {
 	struct ct *ct = arg;
+	int fd = nfct_fd(ct->dump_h);
+	int64_t t0 = mono_ns();
 	for (int i = 0; i < CT_DUMP_READS; i++) {
 		struct sockaddr_nl peer;
 		struct iovec iov = {.iov_base = ct->dbuf, .iov_len = CT_RBUF_SIZE};
@@ -513,30 +538,34 @@ static void adump_readable(evutil_socket_t fd, short what, void *arg)
 		ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (++ct->dump_idle_ticks > CT_DUMP_STALL_TICKS) {
+				adump_fail(ct, ETIMEDOUT);
+				return;
+			}
+			break;
+		}
 		if (n <= 0 || (msg.msg_flags & MSG_TRUNC)) {
-			int saved = n < 0 ? errno : EMSGSIZE;
-			ct->st.errors++;
-			log_err("conntrack dump: %s", strerror(saved));
-			adump_finish(ct, -1);
+			adump_fail(ct, n < 0 ? errno : EMSGSIZE);
 			return;
 		}
+		ct->dump_idle_ticks = 0;
 		if (msg.msg_namelen != sizeof(peer) || peer.nl_pid != 0)
 			continue;
 		int r = mnl_cb_run(ct->dbuf, (size_t)n, ct->dump_seq, 0, adump_msg, ct);
 		if (r == MNL_CB_STOP) {
+			ct->dump_busy_ns += mono_ns() - t0;
 			adump_finish(ct, 0);
 			return;
 		}
 		if (r < 0 && errno != EPROTO) { /* EPROTO: a datagram of another request */
-			int saved = errno;
-			ct->st.errors++;
-			log_err("conntrack dump: %s", strerror(saved));
-			adump_finish(ct, -1);
+			adump_fail(ct, errno);
 			return;
 		}
 	}
+	ct->dump_busy_ns += mono_ns() - t0;
+	struct timeval tick = {0, CT_DUMP_TICK_US};
+	evtimer_add(ct->dump_ev, &tick);
 }
 
 int ct_dump_start(struct ct *ct, void (*each)(void *arg, const struct flow *f),
@@ -553,11 +582,16 @@ int ct_dump_start(struct ct *ct, void (*each)(void *arg, const struct flow *f),
 			errno = ct->base == NULL ? EINVAL : ENOMEM;
 			return -1;
 		}
-		ct->dump_ev = event_new(ct->base, fd, EV_READ | EV_PERSIST, adump_readable, ct);
+		ct->dump_ev = evtimer_new(ct->base, adump_tick, ct);
 		if (ct->dump_ev == NULL) {
 			errno = ENOMEM;
 			return -1;
 		}
+		/* the lowest priority, where the loop has more than one: a slice runs
+		 * only in a turn where no event, packet or other timer is due */
+		int levels = event_base_get_npriorities(ct->base);
+		if (levels > 1)
+			event_priority_set(ct->dump_ev, levels - 1);
 	}
 	/* what an earlier request left unread */
 	while (recv(fd, ct->dbuf, CT_RBUF_SIZE, MSG_DONTWAIT) > 0)
@@ -576,10 +610,13 @@ int ct_dump_start(struct ct *ct, void (*each)(void *arg, const struct flow *f),
 		ct->st.errors++;
 		return -1;
 	}
-	if (event_add(ct->dump_ev, NULL) < 0) {
+	struct timeval now = {0, 0};
+	if (evtimer_add(ct->dump_ev, &now) < 0) {
 		errno = ENOMEM;
 		return -1;
 	}
+	ct->dump_busy_ns = 0;
+	ct->dump_idle_ticks = 0;
 	ct->dumping = true;
 	ct->dump_each = each;
 	ct->dump_done = done;
@@ -590,6 +627,11 @@ int ct_dump_start(struct ct *ct, void (*each)(void *arg, const struct flow *f),
 bool ct_dump_running(const struct ct *ct)
 {
 	return ct->dump_done != NULL;
+}
+
+uint64_t ct_dump_busy_ms(const struct ct *ct)
+{
+	return (uint64_t)(ct->dump_busy_ns / 1000000);
 }
 
 /* ---- conversion: flow -> kernel ---------------------------------------------------------- */

@@ -54,8 +54,9 @@ unsigned ct_set_rcvbuf(struct ct *ct, unsigned bytes);
  * not filtered (IP protocols 112 and 240, ignored prefixes). each() may call
  * ct_get/ct_inject/ct_remove but not ct_dump. Returns 0 or -1 with errno. */
 int ct_dump(struct ct *ct, void (*each)(void *arg, const struct flow *f), void *arg);
-/* The whole table in the background: read a few datagrams at a time from the event
- * loop (a million entries take seconds, and CARP must not wait for them). each()
+/* The whole table in the background: a datagram (about a hundred entries) per
+ * millisecond, from a timer of the loop's lowest priority (a million entries take
+ * seconds, and CARP must not wait for them). each()
  * sees every flow as with ct_dump() and may call anything but a dump; then
  * done(arg, 0, or -1 on error) once. Connections created or destroyed while it
  * runs may or may not be in it. Needs an event base. Returns 0 when started, -1
@@ -63,6 +64,9 @@ int ct_dump(struct ct *ct, void (*each)(void *arg, const struct flow *f), void *
 int ct_dump_start(struct ct *ct, void (*each)(void *arg, const struct flow *f),
 		  void (*done)(void *arg, int result), void *arg);
 bool ct_dump_running(const struct ct *ct);
+/* Time the last (or the running) background dump spent reading and in each(): its
+ * cost, without the pauses between its slices. */
+uint64_t ct_dump_busy_ms(const struct ct *ct);
 
 /* Write-through: create the entry; if one with the same ORIG tuple (and zone)
  * exists, update its state, status, timeout and mark. NAT cannot change on a live

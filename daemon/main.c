@@ -319,7 +319,10 @@ int main(int argc, char **argv)
 		cd.base = event_base_new_with_config(ecfg);
 		event_config_free(ecfg);
 	}
-	if (!cd.base) {
+	/* Three priorities: every event gets the middle one (libevent's default,
+	 * n/2) but the background read of the conntrack table (ct_dump_start), which
+	 * gets the lowest and so runs only in loop turns with nothing else to do. */
+	if (!cd.base || event_base_priority_init(cd.base, CARPD_PRIO_LEVELS) < 0) {
 		log_err("cannot create the event loop");
 		return 1;
 	}

@@ -34,12 +34,13 @@
  * after it began, so a master that dies loses none that began a second before;
  * events read in one wakeup still share packets, and a packet that fills goes
  * at once. Refreshes and deletions keep FreeBSD's 1 s. */
-#define SOON_DELAY_MS  1
-#define REFRESH_S      5   /* conntrack dump: missed events, refreshes to peers */
-#define REFRESH_MAX_S  30  /* ... at most this far apart however long a dump takes */
-#define BULK_RETRY_S   5   /* bulkfail timer */
-#define BULK_MAX_TRIES 12  /* then pretend success, as FreeBSD does (~60 s) */
-#define SYNC_DEMOTION  240 /* net.pfsync.carp_demotion_factor */
+#define SOON_DELAY_MS	 1
+#define REFRESH_S	 5   /* conntrack dump: missed events, refreshes to peers */
+#define REFRESH_MAX_S	 30  /* ... at most this far apart however long a dump takes */
+#define DUMP_COST_FACTOR 20  /* ... and 20 times what one costs apart at least */
+#define BULK_RETRY_S	 5   /* bulkfail timer */
+#define BULK_MAX_TRIES	 12  /* then pretend success, as FreeBSD does (~60 s) */
+#define SYNC_DEMOTION	 240 /* net.pfsync.carp_demotion_factor */
 /* bytes per send burst, then yield 1 ms (FreeBSD: 1 tick): about 22 MB/s. In bytes,
  * not packets, so that jumbo frames do not overrun what a software switch buffers
  * per port (the userspace OVS dropped half of 9000-byte bursts of 32). With precise
@@ -154,6 +155,14 @@ struct rflow {
 	uint32_t last_dump;
 };
 
+/* A connection we forgot (it ended, or its peer deleted it) while a refresh dump
+ * was running: the dump may still show it, from a datagram the kernel filled
+ * before the entry went, and must not take it for a connection whose events were
+ * missed (it would be sent again as new, and the peer would write it back). */
+struct tomb {
+	struct fkey key;
+};
+
 struct pfsyncd;
 /* the refresh dump in progress */
 struct dump_ctx {
@@ -180,6 +189,7 @@ struct pfsyncd {
 	struct lflow *qhead;
 	struct rflow *rqhead; /* learned connections to announce */
 	struct ptab lids;     /* struct lflow by id */
+	struct ptab tombs;    /* struct tomb by key, while a refresh dump runs */
 	char (*ifnames)[16];  /* interned pf_view.ifname of learned states */
 	size_t nifnames;
 	struct rflow *dirty;
@@ -201,9 +211,10 @@ struct pfsyncd {
 	/* the refresh dump (in the background, see refresh_cb) */
 	struct dump_ctx dump_ctx;
 	struct timespec dump_t0;
-	int64_t last_dump_ms;	  /* how long the last completed one took, -1: none yet */
-	bool refresh_again;	  /* events were lost while it ran: one more at once */
-	bool bulk_answer_pending; /* a peer's bulk request waits for our first dump */
+	int64_t last_dump_ms;	   /* how long the last completed one took, -1: none yet */
+	int64_t last_dump_busy_ms; /* of which reading and handling its entries */
+	bool refresh_again;	   /* events were lost while it ran: one more at once */
+	bool bulk_answer_pending;  /* a peer's bulk request waits for our first dump */
 	time_t bulk_sent_at;
 	bool bulk_started;	/* BUS START of the update we asked for came */
 	bool bulk_reasked;	/* asked again when a peer's own request showed it up */
@@ -388,6 +399,25 @@ static void sidq_push(struct sid **q, size_t *n, size_t *cap, uint32_t creatorid
 	(*q)[(*n)++] = (struct sid){.id = id, .creatorid = creatorid};
 }
 
+static void tomb_add(struct pfsyncd *ps, const struct fkey *k)
+{
+	if (ps->ct == NULL || !ct_dump_running(ps->ct) || ptab_find(&ps->tombs, k))
+		return;
+	struct tomb *t = malloc(sizeof(*t));
+	if (t == NULL)
+		return;
+	t->key = *k;
+	if (ptab_add(&ps->tombs, t) < 0)
+		free(t);
+}
+
+static void tombs_clear(struct pfsyncd *ps)
+{
+	for (size_t i = 0; i < ps->tombs.cap; i++)
+		free(ptab_at(&ps->tombs, i));
+	ptab_clear(&ps->tombs);
+}
+
 /* soon: a new connection or a change of its state (SOON_DELAY_MS), not a refresh */
 static void lflow_enqueue(struct pfsyncd *ps, struct lflow *lf, bool soon)
 {
@@ -527,6 +557,7 @@ static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
 				break;
 			}
 	}
+	tomb_add(ps, &lf->key);
 	ptab_del(&ps->lids, lf);
 	ptab_del(&ps->lflows, lf);
 	free(lf);
@@ -606,6 +637,8 @@ static void dump_each(void *arg, const struct flow *f)
 	fkey_of(f, &k);
 	lf = ptab_find(&ps->lflows, &k);
 	if (!lf) {
+		if (ps->tombs.n && ptab_find(&ps->tombs, &k))
+			return;	       /* gone since the kernel wrote this part of the dump */
 		lf = local_new(ps, f); /* an event we missed */
 		if (lf)
 			lf->seen = true;
@@ -652,6 +685,7 @@ static void refresh_done(void *arg, int result)
 			if (!rf->seen && !rf->dirty)
 				rflow_drop(ps, rf, rf->active);
 	}
+	tombs_clear(ps); /* the dump is over: nothing stale can come any more */
 	/* states whose partner was deleted and whose own DEL_C never came */
 	struct rstate *rs;
 	time_t now = now_s();
@@ -659,24 +693,28 @@ static void refresh_done(void *arg, int result)
 	while ((rs = ptab_next(&ps->rstates, &it)))
 		if (!rs->rf && now - rs->orphaned_at >= REFRESH_S)
 			rstate_free(ps, rs);
-	/* A dump of a million entries takes seconds of the daemon's time (in slices,
-	 * between which the loop runs): the next one waits ten times as long as this
-	 * one took, REFRESH_S at least, REFRESH_MAX_S at most (within pf's timeouts,
-	 * see refresh_period()), so that dumps never take most of the daemon's time.
-	 * Events lost meanwhile (ct_resync) call for the next one at once. */
+	/* A dump costs about 3 µs of the daemon's time per entry (in slices a
+	 * millisecond apart, between which the loop runs; the kernel's side is most
+	 * of it): dumps start DUMP_COST_FACTOR times that cost apart, so that they
+	 * take at most 5% of a core, REFRESH_S at least, REFRESH_MAX_S at most (within
+	 * pf's timeouts, see refresh_period()) unless one lasts longer. Events lost
+	 * meanwhile (ct_resync) call for the next one at once. */
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	int64_t took_ms = (int64_t)(t1.tv_sec - ps->dump_t0.tv_sec) * 1000 +
 			  (t1.tv_nsec - ps->dump_t0.tv_nsec) / 1000000;
+	int64_t busy_ms = (int64_t)ct_dump_busy_ms(ps->ct);
 	if (result == 0) {
 		ps->c.dumps++;
 		ps->last_dump_ms = took_ms;
+		ps->last_dump_busy_ms = busy_ms;
 	}
-	int64_t next_ms = took_ms * 10;
-	if (next_ms < REFRESH_S * 1000)
-		next_ms = REFRESH_S * 1000;
-	if (next_ms > REFRESH_MAX_S * 1000)
-		next_ms = REFRESH_MAX_S * 1000;
+	int64_t period_ms = busy_ms * DUMP_COST_FACTOR;
+	if (period_ms < REFRESH_S * 1000)
+		period_ms = REFRESH_S * 1000;
+	if (period_ms > REFRESH_MAX_S * 1000)
+		period_ms = REFRESH_MAX_S * 1000;
+	int64_t next_ms = period_ms > took_ms ? period_ms - took_ms : 0;
 	if (ps->refresh_again)
 		next_ms = 0;
 	if (ps->bulk_answer_pending) {
@@ -764,6 +802,7 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 		HASH_DEL(ps->rposts, rf->post);
 		free(rf->post);
 	}
+	tomb_add(ps, &rf->key);
 	ptab_del(&ps->rflows, rf);
 	free(rf);
 }
@@ -1445,13 +1484,16 @@ static bool wire_add_view(struct pfsyncd *ps, struct pfsync_writer *w, const str
 static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct lflow *lf)
 {
 	struct pfsync_writer mark = *w;
+	struct pfsync_counters counted = ps->c;
 	enum wire_kind kind = lf->q_ins ? WIRE_INS : lf->q_full ? WIRE_UPD : WIRE_UPD_C;
 	uint16_t flags = lf->q_ins && lf->ack ? PFSYNC_PFSTATE_ACK : 0;
 	struct pf_view st[2];
 	int n = lflow_views(ps, lf, st);
 	for (int i = 0; i < n; i++)
 		if (!wire_add_view(ps, w, &st[i], kind, flags)) {
+			/* the first state went in and comes out again: not sent */
 			pfsync_writer_rollback(w, &mark);
+			ps->c = counted;
 			return false;
 		}
 	return true;
@@ -1462,6 +1504,7 @@ static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct l
 static bool wire_add_rflow(struct pfsyncd *ps, struct pfsync_writer *w, struct rflow *rf)
 {
 	struct pfsync_writer mark = *w;
+	struct pfsync_counters counted = ps->c;
 	struct rstate *rs[2] = {rf->first, rf->second};
 	for (int i = 0; i < 2; i++) {
 		if (!rs[i])
@@ -1472,6 +1515,7 @@ static bool wire_add_rflow(struct pfsyncd *ps, struct pfsync_writer *w, struct r
 			v.expire = 0; /* the receiver refreshes it to its full timeout */
 		if (!wire_add_view(ps, w, &v, rf->q_full ? WIRE_UPD : WIRE_UPD_C, 0)) {
 			pfsync_writer_rollback(w, &mark);
+			ps->c = counted;
 			return false;
 		}
 	}
@@ -2008,11 +2052,13 @@ int pfsyncd_start(struct carpd *cd)
 	ptab_init(&ps->lids, offsetof(struct lflow, id), sizeof(uint64_t));
 	ptab_init(&ps->rstates, offsetof(struct rstate, id), RSTATE_KEYLEN);
 	ptab_init(&ps->rflows, offsetof(struct rflow, key), sizeof(struct fkey));
+	ptab_init(&ps->tombs, offsetof(struct tomb, key), sizeof(struct fkey));
 	ps->cd = cd;
 	ps->cfg = cd->conf->pfsync;
 	ps->fd = -1;
 	ps->creatorid = cd->conf->hostid ? cd->conf->hostid : derive_hostid();
 	ps->last_dump_ms = -1;
+	ps->last_dump_busy_ms = -1;
 	/* ids: unique per state, and not reused by a restarted daemon */
 	ps->next_id = (uint64_t)time(NULL) << 24;
 	ps->id_base = ps->next_id;
@@ -2113,6 +2159,7 @@ void pfsyncd_stop(struct carpd *cd)
 	for (size_t i = 0; i < ps->rstates.cap; i++)
 		free(ptab_at(&ps->rstates, i));
 	ptab_clear(&ps->rstates);
+	tombs_clear(ps);
 	if (ps->demoted)
 		cd->demotion -= SYNC_DEMOTION;
 	if (ps->defer) {
@@ -2170,7 +2217,8 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 	} else {
 		evbuffer_add_printf(out, "\"peer\": null, ");
 	}
-	evbuffer_add_printf(out, "\"last_dump_ms\": %lld, ", (long long)ps->last_dump_ms);
+	evbuffer_add_printf(out, "\"last_dump_ms\": %lld, \"last_dump_busy_ms\": %lld, ",
+			    (long long)ps->last_dump_ms, (long long)ps->last_dump_busy_ms);
 	evbuffer_add_printf(out,
 			    "\"defer\": {\"configured\": %s, \"active\": %s, \"held\": %zu, "
 			    "\"deferred\": %llu, \"acked\": %llu, \"timeouts\": %llu}, ",

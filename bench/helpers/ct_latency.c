@@ -16,7 +16,9 @@
  * Prints one JSON object: n, rate, created, arrived, p50_ms, p99_ms, max_ms,
  * create_s (first to last request). Waits at most 5 s after the last request.
  * Bounded: N <= 50000, RATE <= 100000. Exit 1 if any creation failed or an entry
- * never arrived.
+ * never arrived. With CT_LATENCY_SLOW set, it also prints (stderr), per 100 ms of
+ * the run, how many entries took over 2 ms and the slowest: where a tail comes
+ * from.
  */
 
 #include <arpa/inet.h>

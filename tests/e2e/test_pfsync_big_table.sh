@@ -54,6 +54,11 @@ done
 learned=$(json fw2 .pfsync.states_learned)
 [ "$learned" -ge "$N" ] || fail "fw2 learned $learned of $N connections in 60 s"
 ok "fw2 learned all $N connections $(elapsed "$t1") s after the roles settled"
+# every state counted as sent arrived once (a state taken back out of a full
+# packet, to go with its partner in the next one, is not counted twice)
+ins_out=$(json fw1 .pfsync.counters.ins_out)
+ins_in=$(json fw2 .pfsync.counters.ins_in)
+[ "$ins_out" = "$ins_in" ] || fail "fw1 counted $ins_out INS sent, fw2 $ins_in received"
 
 # two complete dumps on each node, fast-mode advertisements all along
 d1=$(json fw1 .pfsync.counters.dumps)
