@@ -437,15 +437,18 @@ static int get_handler(const struct nlmsghdr *nlh, enum nf_conntrack_msg_type ty
 	return NFCT_CB_CONTINUE;
 }
 
+/* one entry of a dump (ct_dump or ct_dump_start) to its each() */
+static void dump_report(struct ct *ct, const struct nlmsghdr *nlh, const struct nf_conntrack *nct)
+{
+	struct flow f;
+	if (nct_to_flow(nlh, nct, &f, NULL) && !flow_filtered(ct, &f) && ct->dump_each != NULL)
+		ct->dump_each(ct->dump_arg, &f);
+}
+
 static int dump_handler(const struct nlmsghdr *nlh, enum nf_conntrack_msg_type type,
 			struct nf_conntrack *nct, void *data)
 {
-	struct ct *ct = data;
-	struct flow f;
-	if (!nct_to_flow(nlh, nct, &f, NULL) || flow_filtered(ct, &f))
-		return NFCT_CB_CONTINUE;
-	if (ct->dump_each != NULL)
-		ct->dump_each(ct->dump_arg, &f);
+	dump_report(data, nlh, nct);
 	return NFCT_CB_CONTINUE;
 }
 
@@ -476,8 +479,6 @@ int ct_dump(struct ct *ct, void (*each)(void *arg, const struct flow *f), void *
 
 static int adump_msg(const struct nlmsghdr *nlh, void *data)
 {
-	struct ct *ct = data;
-	struct flow f;
 	if ((nlh->nlmsg_type & 0xff) != IPCTNL_MSG_CT_NEW)
 		return MNL_CB_OK;
 	/* a fresh object per entry, as the library's own callbacks do: parsing into a
@@ -485,11 +486,9 @@ static int adump_msg(const struct nlmsghdr *nlh, void *data)
 	struct nf_conntrack *nct = nfct_new();
 	if (nct == NULL)
 		return MNL_CB_OK;
-	bool ok = nfct_nlmsg_parse(nlh, nct) >= 0 && nct_to_flow(nlh, nct, &f, NULL) &&
-		  !flow_filtered(ct, &f);
+	if (nfct_nlmsg_parse(nlh, nct) >= 0)
+		dump_report(data, nlh, nct);
 	nfct_destroy(nct);
-	if (ok && ct->dump_each != NULL)
-		ct->dump_each(ct->dump_arg, &f);
 	return MNL_CB_OK;
 }
 

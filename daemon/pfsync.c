@@ -411,13 +411,6 @@ static void tomb_add(struct pfsyncd *ps, const struct fkey *k)
 		free(t);
 }
 
-static void tombs_clear(struct pfsyncd *ps)
-{
-	for (size_t i = 0; i < ps->tombs.cap; i++)
-		free(ptab_at(&ps->tombs, i));
-	ptab_clear(&ps->tombs);
-}
-
 /* soon: a new connection or a change of its state (SOON_DELAY_MS), not a refresh */
 static void lflow_enqueue(struct pfsyncd *ps, struct lflow *lf, bool soon)
 {
@@ -685,7 +678,7 @@ static void refresh_done(void *arg, int result)
 			if (!rf->seen && !rf->dirty)
 				rflow_drop(ps, rf, rf->active);
 	}
-	tombs_clear(ps); /* the dump is over: nothing stale can come any more */
+	ptab_free_all(&ps->tombs); /* the dump is over: nothing stale can come any more */
 	/* states whose partner was deleted and whose own DEL_C never came */
 	struct rstate *rs;
 	time_t now = now_s();
@@ -2143,9 +2136,7 @@ void pfsyncd_stop(struct carpd *cd)
 	struct pfsyncd *ps = cd->pfsync;
 	if (!ps)
 		return;
-	for (size_t i = 0; i < ps->lflows.cap; i++)
-		free(ptab_at(&ps->lflows, i));
-	ptab_clear(&ps->lflows);
+	ptab_free_all(&ps->lflows);
 	ptab_clear(&ps->lids);
 	struct rpost *p, *ptmp;
 	HASH_ITER(hh, ps->rposts, p, ptmp)
@@ -2153,13 +2144,9 @@ void pfsyncd_stop(struct carpd *cd)
 		HASH_DEL(ps->rposts, p);
 		free(p);
 	}
-	for (size_t i = 0; i < ps->rflows.cap; i++)
-		free(ptab_at(&ps->rflows, i));
-	ptab_clear(&ps->rflows);
-	for (size_t i = 0; i < ps->rstates.cap; i++)
-		free(ptab_at(&ps->rstates, i));
-	ptab_clear(&ps->rstates);
-	tombs_clear(ps);
+	ptab_free_all(&ps->rflows);
+	ptab_free_all(&ps->rstates);
+	ptab_free_all(&ps->tombs);
 	if (ps->demoted)
 		cd->demotion -= SYNC_DEMOTION;
 	if (ps->defer) {

@@ -177,6 +177,13 @@ void *ptab_at(const struct ptab *t, size_t i)
 	return i < t->cap ? addr_of(t, t->slot[i]) : NULL;
 }
 
+void ptab_free_all(struct ptab *t)
+{
+	for (size_t i = 0; i < t->cap; i++)
+		free(addr_of(t, t->slot[i]));
+	ptab_clear(t);
+}
+
 void *ptab_next(const struct ptab *t, struct ptab_iter *it)
 {
 	/* the entry we were at is still there: go on after it; it was deleted:

@@ -40,9 +40,10 @@ int ptab_add(struct ptab *t, void *e);
 void ptab_del(struct ptab *t, const void *e);
 /* Forget every entry (not freed) and the slots. */
 void ptab_clear(struct ptab *t);
-/* The entry in slot i (i < cap), or NULL: for a walk that frees every entry
- * before ptab_clear(). */
+/* The entry in slot i (i < cap), or NULL. */
 void *ptab_at(const struct ptab *t, size_t i);
+/* free() every entry, then ptab_clear(): for a table that owns its entries. */
+void ptab_free_all(struct ptab *t);
 /* Drop the tags for good: what ptab_add() does when an address uses their bits
  * (for tests, which have no such address). */
 void ptab_untag(struct ptab *t);

@@ -25,6 +25,8 @@
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
+#include "ct_create.h"
+
 #define PER_SEND 256
 #define MSG_MAX	 1024
 #define MAX_N	 4000000UL
@@ -84,35 +86,13 @@ int main(int argc, char **argv)
 	struct nf_conntrack *ct = nfct_new();
 	if (ct == NULL)
 		return 1;
-	uint32_t src = inet_addr("198.51.100.50"), dst = inet_addr("203.0.113.254"),
-		 nat = inet_addr("203.0.113.1");
 	for (unsigned long i = 0; i < n;) {
 		struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, sizeof(buf));
 		c.seq_lo = seq + 1;
 		for (int k = 0; k < PER_SEND && i < n; k++, i++) {
 			uint16_t sp = (uint16_t)(sport0 + i / 50000),
 				 dp = (uint16_t)(10000 + i % 50000);
-			struct nlmsghdr *nlh = mnl_nlmsg_put_header(mnl_nlmsg_batch_current(b));
-			nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
-			nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
-			nlh->nlmsg_seq = ++seq;
-			struct nfgenmsg *nfh = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfh));
-			nfh->nfgen_family = AF_INET;
-			nfh->version = NFNETLINK_V0;
-			nfh->res_id = 0;
-			nfct_set_attr_u8(ct, ATTR_L3PROTO, AF_INET);
-			nfct_set_attr_u8(ct, ATTR_L4PROTO, IPPROTO_UDP);
-			nfct_set_attr_u32(ct, ATTR_IPV4_SRC, src);
-			nfct_set_attr_u32(ct, ATTR_IPV4_DST, dst);
-			nfct_set_attr_u16(ct, ATTR_PORT_SRC, htons(sp));
-			nfct_set_attr_u16(ct, ATTR_PORT_DST, htons(dp));
-			nfct_setobjopt(ct, NFCT_SOPT_SETUP_REPLY);
-			nfct_set_attr_u32(ct, ATTR_SNAT_IPV4, nat);
-			nfct_set_attr_u16(ct, ATTR_SNAT_PORT, htons(sp));
-			nfct_set_attr_u32(ct, ATTR_STATUS, IPS_SEEN_REPLY | IPS_ASSURED);
-			nfct_set_attr_u32(ct, ATTR_TIMEOUT, (uint32_t)timeout);
-			nfct_nlmsg_build(nlh, ct);
-			mnl_nlmsg_batch_next(b);
+			ct_create_put(b, ct, ++seq, sp, dp, (uint32_t)timeout);
 		}
 		c.seq_hi = seq;
 		if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0) {

@@ -39,6 +39,8 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
+#include "ct_create.h"
+
 #define MAX_N	   50000UL
 #define MAX_RATE   100000UL
 #define MSG_MAX	   1024
@@ -190,8 +192,6 @@ int main(int argc, char **argv)
 	struct nf_conntrack *ct = nfct_new();
 	if (ct == NULL)
 		return 1;
-	uint32_t src = inet_addr("198.51.100.50"), dst = inet_addr("203.0.113.254"),
-		 nat = inet_addr("203.0.113.1");
 	uint32_t seq = (uint32_t)time(NULL);
 	int64_t t0 = now_ns(), t_last = t0;
 	unsigned long i = 0;
@@ -205,31 +205,8 @@ int main(int argc, char **argv)
 			struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, sizeof(buf));
 			unsigned long first = i;
 			for (int k = 0; k < PER_STEP && i < due; k++, i++) {
-				struct nlmsghdr *nlh =
-					mnl_nlmsg_put_header(mnl_nlmsg_batch_current(b));
-				nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
-				nlh->nlmsg_flags =
-					NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
-				nlh->nlmsg_seq = ++seq;
-				struct nfgenmsg *nfh =
-					mnl_nlmsg_put_extra_header(nlh, sizeof(*nfh));
-				nfh->nfgen_family = AF_INET;
-				nfh->version = NFNETLINK_V0;
-				nfh->res_id = 0;
-				nfct_set_attr_u8(ct, ATTR_L3PROTO, AF_INET);
-				nfct_set_attr_u8(ct, ATTR_L4PROTO, IPPROTO_UDP);
-				nfct_set_attr_u32(ct, ATTR_IPV4_SRC, src);
-				nfct_set_attr_u32(ct, ATTR_IPV4_DST, dst);
-				nfct_set_attr_u16(ct, ATTR_PORT_SRC, htons(r.sport));
-				nfct_set_attr_u16(ct, ATTR_PORT_DST,
-						  htons((uint16_t)(DPORT_BASE + i)));
-				nfct_setobjopt(ct, NFCT_SOPT_SETUP_REPLY);
-				nfct_set_attr_u32(ct, ATTR_SNAT_IPV4, nat);
-				nfct_set_attr_u16(ct, ATTR_SNAT_PORT, htons(r.sport));
-				nfct_set_attr_u32(ct, ATTR_STATUS, IPS_SEEN_REPLY | IPS_ASSURED);
-				nfct_set_attr_u32(ct, ATTR_TIMEOUT, 600);
-				nfct_nlmsg_build(nlh, ct);
-				mnl_nlmsg_batch_next(b);
+				ct_create_put(b, ct, ++seq, r.sport, (uint16_t)(DPORT_BASE + i),
+					      600);
 			}
 			int64_t t = now_ns();
 			for (unsigned long k = first; k < i; k++)
