@@ -80,6 +80,7 @@ enum kw {
 	KW_SYNCPEER,
 	KW_VERSION,
 	KW_DEFER,
+	KW_ACTIVITY_MARK,
 	KW__COUNT,
 	KW_NONE = -1,
 };
@@ -110,6 +111,7 @@ static const struct {
 	[KW_SYNCPEER] = {"syncpeer", CTX_PFSYNC},
 	[KW_VERSION] = {"version", CTX_PFSYNC},
 	[KW_DEFER] = {"defer", CTX_PFSYNC},
+	[KW_ACTIVITY_MARK] = {"activity-mark", CTX_PFSYNC},
 };
 
 static const char *const ctx_name[] = {"global", "vhid", "pfsync"};
@@ -1036,6 +1038,23 @@ static void pfsync_stmt(struct parser *p, const struct stmt *st, enum kw kw, str
 	case KW_DEFER:
 		yes_no(p, st, &ps->defer);
 		break;
+	case KW_ACTIVITY_MARK: {
+		const struct token *t =
+			one_value(p, st, "a conntrack mark bit (0x80000000) or none");
+		if (!t)
+			break;
+		if (t->type != T_STRING && !strcmp(t->text, "none")) {
+			ps->activity_mark = 0;
+		} else if (!parse_num(t, true, &n) || n == 0 || n > 0xffffffffu || (n & (n - 1))) {
+			perror_at(p, t->line,
+				  "activity-mark: \"%s\" is not one bit of the conntrack mark "
+				  "(0x1 .. 0x80000000) or none",
+				  show(t, b, sizeof(b)));
+		} else {
+			ps->activity_mark = (uint32_t)n;
+		}
+		break;
+	}
 	default:
 		break;
 	}
@@ -1280,6 +1299,7 @@ static void pfsync_header(struct parser *p, const struct stmt *st, struct conf_p
 	memset(ps, 0, sizeof(*ps));
 	memset(kwl, 0, sizeof(p->pfsync_kw_line));
 	ps->version = 1400;
+	ps->activity_mark = CONF_ACTIVITY_MARK_DEFAULT;
 	ps->line = line;
 	ps->enabled = true;
 	if (ift)
@@ -1489,6 +1509,7 @@ struct conf *conf_parse_buffer(const char *name, const char *text, size_t len,
 	c->preempt = true;
 	c->follow_demotion = true;
 	c->pfsync.version = 1400;
+	c->pfsync.activity_mark = CONF_ACTIVITY_MARK_DEFAULT;
 
 	p->name = name;
 	p->buf = text;

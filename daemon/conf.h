@@ -48,6 +48,8 @@ struct conf_vhid {
 	struct in6_addr peer6;
 };
 
+#define CONF_ACTIVITY_MARK_DEFAULT 0x80000000u
+
 struct conf_pfsync {
 	bool enabled;
 	char ifname[IF_NAMESIZE];
@@ -59,6 +61,9 @@ struct conf_pfsync {
 	} syncpeer;
 	uint16_t version; /* 1301 | 1400 | 1500 */
 	bool defer;
+	/* the conntrack mark bit nftables turns on active connections (actmark.h);
+	 * 0: none, the table is scanned instead */
+	uint32_t activity_mark;
 	int line;
 };
 

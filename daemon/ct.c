@@ -1435,6 +1435,12 @@ static void appendf(char *why, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
+long ct_sysctl_events(void)
+{
+	long v;
+	return read_sysctl("nf_conntrack_events", &v) == 0 ? v : -1;
+}
+
 int ct_check_kernel(char *why, size_t len)
 {
 	int blockers = 0;

@@ -119,6 +119,9 @@ const struct ct_stats *ct_stats(const struct ct *ct);
  * if nothing blocks, nonzero for a real blocker (nf_conntrack missing, events
  * disabled). Reads /proc/sys/net/netfilter of the calling network namespace; call
  * it after ct_open(), which loads the modules on demand. */
+/* net.netfilter.nf_conntrack_events (1: every entry sends events; 2: only those
+ * created while someone listened), -1 if unreadable */
+long ct_sysctl_events(void);
 int ct_check_kernel(char *why, size_t len);
 
 /* A flow from a conntrack entry nested in another netlink message (NFQUEUE's

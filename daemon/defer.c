@@ -1,23 +1,20 @@
-/* daemon/defer.c - see defer.h. libnftables installs the queueing rule,
+/* daemon/defer.c - see defer.h. libnftables installs the queueing rule (nft.h),
  * libnetfilter_queue (its libmnl API) receives the held packets with their
- * conntrack entry and gives the verdicts. libnftables, with libnftnl, libxtables,
- * libjansson and libgmp behind it, is loaded with dlopen() only when defer mode
- * starts: linked in, it cost every carpd about 0.6 MiB of resident memory. */
+ * conntrack entry and gives the verdicts. */
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink_queue.h>
-#include <nftables/libnftables.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/carpd.h"
 #include "daemon/defer.h"
+#include "daemon/nft.h"
 
 #define DEFER_TABLE "carpd_defer"
 
@@ -32,64 +29,6 @@ struct defer {
 	bool table;
 	struct defer_stats st;
 };
-
-#define NFT_SONAME "libnftables.so.1"
-
-/* the libnftables functions defer mode uses, resolved at run time */
-static struct {
-	bool loaded;
-	struct nft_ctx *(*ctx_new)(uint32_t flags);
-	void (*ctx_free)(struct nft_ctx *ctx);
-	int (*buffer_output)(struct nft_ctx *ctx);
-	int (*buffer_error)(struct nft_ctx *ctx);
-	const char *(*get_error_buffer)(struct nft_ctx *ctx);
-	int (*run_cmd_from_buffer)(struct nft_ctx *nft, const char *buf);
-} nft;
-
-/* Load libnftables once (it stays loaded); -1 with a logged reason. */
-static int nft_load(void)
-{
-	if (nft.loaded)
-		return 0;
-	void *h = dlopen(NFT_SONAME, RTLD_NOW | RTLD_LOCAL);
-	if (h == NULL) {
-		log_err("defer: cannot load %s (Debian: apt-get install libnftables1): %s",
-			NFT_SONAME, dlerror());
-		return -1;
-	}
-	*(void **)&nft.ctx_new = dlsym(h, "nft_ctx_new");
-	*(void **)&nft.ctx_free = dlsym(h, "nft_ctx_free");
-	*(void **)&nft.buffer_output = dlsym(h, "nft_ctx_buffer_output");
-	*(void **)&nft.buffer_error = dlsym(h, "nft_ctx_buffer_error");
-	*(void **)&nft.get_error_buffer = dlsym(h, "nft_ctx_get_error_buffer");
-	*(void **)&nft.run_cmd_from_buffer = dlsym(h, "nft_run_cmd_from_buffer");
-	if (!nft.ctx_new || !nft.ctx_free || !nft.buffer_output || !nft.buffer_error ||
-	    !nft.get_error_buffer || !nft.run_cmd_from_buffer) {
-		log_err("defer: %s lacks a function carpd needs", NFT_SONAME);
-		dlclose(h);
-		return -1;
-	}
-	nft.loaded = true;
-	return 0;
-}
-
-static int nft_run(const char *cmd)
-{
-	if (nft_load() < 0)
-		return -1;
-	struct nft_ctx *ctx = nft.ctx_new(NFT_CTX_DEFAULT);
-	if (ctx == NULL)
-		return -1;
-	nft.buffer_output(ctx);
-	nft.buffer_error(ctx);
-	int rc = nft.run_cmd_from_buffer(ctx, cmd);
-	if (rc != 0) {
-		const char *why = nft.get_error_buffer(ctx);
-		log_err("defer: nftables: %s", why && *why ? why : "command failed");
-	}
-	nft.ctx_free(ctx);
-	return rc;
-}
 
 static int install_table(const char *sync_ifname)
 {
@@ -113,7 +52,7 @@ static int install_table(const char *sync_ifname)
 		 "  }\n"
 		 "}\n",
 		 sync_ifname, DEFER_QUEUE);
-	return nft_run(cmd);
+	return nft_run_once("defer", cmd);
 }
 
 static int queue_cb(const struct nlmsghdr *nlh, void *data)
@@ -248,7 +187,7 @@ void defer_close(struct defer *d)
 	if (d == NULL)
 		return;
 	if (d->table)
-		nft_run("delete table inet " DEFER_TABLE "\n");
+		nft_run_once("defer", "delete table inet " DEFER_TABLE "\n");
 	if (d->ev)
 		event_free(d->ev);
 	/* closing the socket unbinds the queue; the kernel reinjects what was

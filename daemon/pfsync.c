@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <uthash.h>
 
+#include "daemon/actmark.h"
 #include "daemon/carpd.h"
 #include "daemon/ct.h"
 #include "daemon/defer.h"
@@ -34,9 +35,15 @@
  * after it began, so a master that dies loses none that began a second before;
  * events read in one wakeup still share packets, and a packet that fills goes
  * at once. Refreshes and deletions keep FreeBSD's 1 s. */
-#define SOON_DELAY_MS	 1
-#define REFRESH_S	 5   /* conntrack dump: missed events, refreshes to peers */
-#define REFRESH_MAX_S	 30  /* ... at most this far apart however long a dump takes */
+#define SOON_DELAY_MS 1
+#define REFRESH_S     5	 /* conntrack dump: missed events, refreshes to peers */
+#define REFRESH_MAX_S 30 /* ... at most this far apart however long a dump takes */
+/* With activity marks (actmark.h) the kernel tells which connections carry
+ * traffic, and the dump only looks for what events may have missed without
+ * saying so (entries a failing write left, a DESTROY lost with ENOBUFS is said):
+ * rarely. */
+#define MARKED_SCAN_S	 300
+#define SWEEP_S		 5   /* learned states left alone by their partner: see sweep_cb() */
 #define DUMP_COST_FACTOR 20  /* ... and 20 times what one costs apart at least */
 #define BULK_RETRY_S	 5   /* bulkfail timer */
 #define BULK_MAX_TRIES	 12  /* then pretend success, as FreeBSD does (~60 s) */
@@ -92,6 +99,9 @@ struct lflow {
 	bool wscale_known : 1, xdnat : 1;
 	bool q_ins : 1, q_upd : 1, q_full : 1, seen : 1;
 	bool ack : 1; /* defer: the INS asks for INS_ACK */
+	/* found by a dump, no event seen yet: with nf_conntrack_events=2 an entry
+	 * created before carpd listened sends none, activity marks included */
+	bool noev : 1;
 	bool queued : 1;
 	uint8_t nstates;
 	uint8_t pftm; /* the first state's PFTM_* timeout index */
@@ -179,7 +189,10 @@ struct pfsyncd {
 	int ifindex;
 	int fd;
 	int family;
-	struct event *rx_ev, *flush_ev, *refresh_ev, *bulk_ev;
+	struct event *rx_ev, *flush_ev, *refresh_ev, *bulk_ev, *sweep_ev;
+	struct actmark *am; /* activity marks, or NULL: scan the table (REFRESH_S) */
+	bool orphans;	    /* learned states may be waiting for sweep_cb() */
+	size_t n_noev;	    /* struct lflow with noev */
 	struct ct *ct;
 	/* the tables that grow with the connections (see ptab.h) */
 	struct ptab lflows;   /* struct lflow by key */
@@ -499,6 +512,23 @@ static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow 
 	return true;
 }
 
+/* how often an active connection is refreshed to the peers: well within pf's
+ * timeout for its state, at most every 30 s */
+static time_t refresh_period(uint8_t pf_timeout_index)
+{
+	uint32_t period = pf_default_timeout(pf_timeout_index) / 3;
+	return period > 30 || period == 0 ? 30 : (time_t)period;
+}
+
+/* what the peers' copy of a local connection holds, but for its expiry */
+static uint64_t lflow_sig(const struct lflow *lf)
+{
+	return (uint64_t)lf->tcp_state | (uint64_t)lf->status << 8 |
+	       (uint64_t)lf->wscale_orig << 16 | (uint64_t)lf->wscale_repl << 24 |
+	       (uint64_t)lf->wscale_known << 32 | (uint64_t)lf->pftm << 40 |
+	       (uint64_t)lf->nstates << 48;
+}
+
 static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
 {
 	struct fkey k;
@@ -506,10 +536,27 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
 	fkey_of(f, &k);
 	lf = ptab_find(&ps->lflows, &k);
 	if (lf) {
-		if (lflow_build(ps, lf, f)) {
-			lf->q_upd = true;
-			lflow_enqueue(ps, lf, true);
+		/* A change of state goes out within SOON_DELAY_MS. An event that
+		 * changes nothing the peers hold (the activity mark turned: traffic
+		 * passed, see actmark.h; or someone else's mark or label) is a refresh:
+		 * sent once per refresh_period(), in the 1 s batch. */
+		uint64_t before = lflow_sig(lf);
+		time_t now = now_s();
+		if (lf->noev) {
+			lf->noev = false;
+			ps->n_noev--;
 		}
+		if (lflow_build(ps, lf, f)) {
+			if (lflow_sig(lf) != before) {
+				lf->q_upd = true;
+				lflow_enqueue(ps, lf, true);
+			} else if (now - lf->last_sent >= refresh_period(lf->pftm)) {
+				lf->q_upd = true;
+				lflow_enqueue(ps, lf, false);
+			}
+		}
+		lf->last_timeout = f->timeout;
+		lf->last_dump = now;
 		return lf;
 	}
 	lf = calloc(1, sizeof(*lf));
@@ -550,6 +597,8 @@ static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
 				break;
 			}
 	}
+	if (lf->noev)
+		ps->n_noev--;
 	tomb_add(ps, &lf->key);
 	ptab_del(&ps->lids, lf);
 	ptab_del(&ps->lflows, lf);
@@ -605,14 +654,6 @@ static void ct_resync(void *arg)
 	evtimer_add(ps->refresh_ev, &tv);
 }
 
-/* how often an active connection is refreshed to the peers: well within pf's
- * timeout for its state, at most every 30 s */
-static time_t refresh_period(uint8_t pf_timeout_index)
-{
-	uint32_t period = pf_default_timeout(pf_timeout_index) / 3;
-	return period > 30 || period == 0 ? 30 : (time_t)period;
-}
-
 static void learned_dump_each(struct pfsyncd *ps, struct rflow *rf, const struct flow *f,
 			      time_t now);
 
@@ -633,8 +674,11 @@ static void dump_each(void *arg, const struct flow *f)
 		if (ps->tombs.n && ptab_find(&ps->tombs, &k))
 			return;	       /* gone since the kernel wrote this part of the dump */
 		lf = local_new(ps, f); /* an event we missed */
-		if (lf)
+		if (lf) {
 			lf->seen = true;
+			lf->noev = true;
+			ps->n_noev++;
+		}
 		return;
 	}
 	lf->seen = true;
@@ -679,19 +723,13 @@ static void refresh_done(void *arg, int result)
 				rflow_drop(ps, rf, rf->active);
 	}
 	ptab_free_all(&ps->tombs); /* the dump is over: nothing stale can come any more */
-	/* states whose partner was deleted and whose own DEL_C never came */
-	struct rstate *rs;
-	time_t now = now_s();
-	it = (struct ptab_iter){0};
-	while ((rs = ptab_next(&ps->rstates, &it)))
-		if (!rs->rf && now - rs->orphaned_at >= REFRESH_S)
-			rstate_free(ps, rs);
 	/* A dump costs about 3 µs of the daemon's time per entry (in slices a
 	 * millisecond apart, between which the loop runs; the kernel's side is most
 	 * of it): dumps start DUMP_COST_FACTOR times that cost apart, so that they
 	 * take at most 5% of a core, REFRESH_S at least, REFRESH_MAX_S at most (within
-	 * pf's timeouts, see refresh_period()) unless one lasts longer. Events lost
-	 * meanwhile (ct_resync) call for the next one at once. */
+	 * pf's timeouts, see refresh_period()) unless one lasts longer; with activity
+	 * marks, MARKED_SCAN_S apart. Events lost meanwhile (ct_resync) call for the
+	 * next one at once. */
 	struct timespec t1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	int64_t took_ms = (int64_t)(t1.tv_sec - ps->dump_t0.tv_sec) * 1000 +
@@ -703,10 +741,14 @@ static void refresh_done(void *arg, int result)
 		ps->last_dump_busy_ms = busy_ms;
 	}
 	int64_t period_ms = busy_ms * DUMP_COST_FACTOR;
-	if (period_ms < REFRESH_S * 1000)
-		period_ms = REFRESH_S * 1000;
-	if (period_ms > REFRESH_MAX_S * 1000)
-		period_ms = REFRESH_MAX_S * 1000;
+	/* connections that may send no events still need the scan to be refreshed */
+	bool marked = ps->am && (ps->n_noev == 0 || ct_sysctl_events() == 1);
+	int64_t min_ms = (marked ? MARKED_SCAN_S : REFRESH_S) * 1000;
+	int64_t max_ms = (marked ? MARKED_SCAN_S : REFRESH_MAX_S) * 1000;
+	if (period_ms < min_ms)
+		period_ms = min_ms;
+	if (period_ms > max_ms && !marked)
+		period_ms = max_ms;
 	int64_t next_ms = period_ms > took_ms ? period_ms - took_ms : 0;
 	if (ps->refresh_again)
 		next_ms = 0;
@@ -721,6 +763,42 @@ static void refresh_done(void *arg, int result)
 	ps->refresh_again = false;
 	struct timeval tv = {(time_t)(next_ms / 1000), (suseconds_t)(next_ms % 1000) * 1000};
 	evtimer_add(ps->refresh_ev, &tv);
+}
+
+/* Learned states whose partner was deleted and whose own DEL_C never came. */
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct pfsyncd *ps = arg;
+	struct rstate *rs;
+	struct ptab_iter it = {0};
+	time_t now = now_s();
+	if (!ps->orphans)
+		return;
+	bool left = false;
+	while ((rs = ptab_next(&ps->rstates, &it))) {
+		if (rs->rf)
+			continue;
+		if (now - rs->orphaned_at >= SWEEP_S)
+			rstate_free(ps, rs);
+		else
+			left = true;
+	}
+	ps->orphans = left;
+}
+
+/* The activity marks' table went and could not be put back: scan again. */
+static void actmark_lost(void *arg)
+{
+	struct pfsyncd *ps = arg;
+	actmark_close(ps->am);
+	ps->am = NULL;
+	if (!ct_dump_running(ps->ct)) {
+		struct timeval tv = {0, 0};
+		evtimer_del(ps->refresh_ev);
+		evtimer_add(ps->refresh_ev, &tv);
+	}
 }
 
 static void refresh_cb(evutil_socket_t fd, short what, void *arg)
@@ -774,10 +852,12 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 	if (rf->first) {
 		rf->first->rf = NULL;
 		rf->first->orphaned_at = now;
+		ps->orphans = true;
 	}
 	if (rf->second) {
 		rf->second->rf = NULL;
 		rf->second->orphaned_at = now;
+		ps->orphans = true;
 	}
 	if (rf->dirty)
 		for (struct rflow **pp = &ps->dirty; *pp; pp = &(*pp)->dnext)
@@ -900,10 +980,19 @@ static void learned_kernel_event(struct pfsyncd *ps, struct rflow *rf, enum ct_e
 		return;
 	}
 	rf->active = true;
+	/* a change of TCP state or timeout class goes out; an event that changes
+	 * nothing else (the activity mark turned) is a refresh, once per
+	 * refresh_period() */
+	struct rstate *r0 = rf->first;
+	uint8_t before[3] = {r0 ? r0->src.state : 0, r0 ? r0->dst.state : 0, r0 ? r0->timeout : 0};
 	learned_refresh_views(rf, f);
+	time_t now = now_s();
+	bool changed = r0 && (before[0] != r0->src.state || before[1] != r0->dst.state ||
+			      before[2] != r0->timeout);
 	rf->last_timeout = f->timeout;
-	rf->last_dump = now_s();
-	rflow_enqueue(ps, rf, false);
+	rf->last_dump = now;
+	if (changed || !r0 || now - rf->last_sent >= refresh_period(r0->timeout))
+		rflow_enqueue(ps, rf, false);
 }
 
 /* A learned connection in the periodic dump: conntrack sends no event for packets
@@ -2117,7 +2206,12 @@ int pfsyncd_start(struct carpd *cd)
 	ps->refresh_ev = evtimer_new(cd->base, refresh_cb, ps);
 	ps->bulk_ev = evtimer_new(cd->base, bulk_timer_cb, ps);
 	ps->defer_ev = evtimer_new(cd->base, defer_timer_cb, ps);
+	ps->sweep_ev = event_new(cd->base, -1, EV_PERSIST, sweep_cb, ps);
 	event_add(ps->rx_ev, NULL);
+	struct timeval sweep_tv = {SWEEP_S, 0};
+	event_add(ps->sweep_ev, &sweep_tv);
+	if (ps->cfg.activity_mark)
+		ps->am = actmark_open(cd->base, ps->cfg.activity_mark, actmark_lost, ps);
 	if (ps->cfg.defer) {
 		ps->defer = defer_open(cd->base, ps->ct, ps->cfg.ifname, defer_packet, ps);
 		if (!ps->defer)
@@ -2156,10 +2250,11 @@ void pfsyncd_stop(struct carpd *cd)
 	}
 	if (ps->defer_ev)
 		event_free(ps->defer_ev);
+	actmark_close(ps->am);
 	if (ps->ct)
 		ct_close(ps->ct);
-	struct event *evs[] = {ps->rx_ev, ps->flush_ev, ps->refresh_ev, ps->bulk_ev};
-	for (size_t i = 0; i < 4; i++)
+	struct event *evs[] = {ps->rx_ev, ps->flush_ev, ps->refresh_ev, ps->bulk_ev, ps->sweep_ev};
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
 	if (ps->fd >= 0)
@@ -2206,6 +2301,17 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 	}
 	evbuffer_add_printf(out, "\"last_dump_ms\": %lld, \"last_dump_busy_ms\": %lld, ",
 			    (long long)ps->last_dump_ms, (long long)ps->last_dump_busy_ms);
+	if (ps->am) {
+		struct actmark_stats as;
+		actmark_stats(ps->am, &as);
+		evbuffer_add_printf(out,
+				    "\"activity_mark\": {\"bit\": \"0x%08x\", \"turns\": %llu, "
+				    "\"errors\": %llu, \"last_turn_us\": %llu}, ",
+				    ps->cfg.activity_mark, (unsigned long long)as.turns,
+				    (unsigned long long)as.errors, (unsigned long long)as.turn_us);
+	} else {
+		evbuffer_add_printf(out, "\"activity_mark\": null, ");
+	}
 	evbuffer_add_printf(out,
 			    "\"defer\": {\"configured\": %s, \"active\": %s, \"held\": %zu, "
 			    "\"deferred\": %llu, \"acked\": %llu, \"timeouts\": %llu}, ",

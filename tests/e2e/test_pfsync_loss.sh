@@ -5,7 +5,10 @@
 # kept busy through fw1; fw2 misses part of them. Once the loss stops, fw1's
 # periodic refresh (UPD_C for active connections) reaches fw2, which asks for each
 # connection it does not know (UPD_REQ) and gets the full state: fw2 converges to
-# exactly fw1's table, in carpd and in its kernel, with no bulk update.
+# exactly fw1's table, in carpd and in its kernel, with no bulk update. fw1 learns
+# which connections are active from its activity marks (conntrack events that its
+# nftables table causes), not by reading its table again: its dump count must not
+# move. Last, fw1's nftables table is removed and must come back.
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -20,9 +23,12 @@ for fw in fw1 fw2; do
 done
 start_pair --pfsync >/dev/null
 for i in $(seq 1 100); do
-	[ "$(json fw2 .pfsync.bulk)" = done ] && [ "$(json fw1 .pfsync.bulk)" = done ] && break
+	[ "$(json fw2 .pfsync.bulk)" = done ] && [ "$(json fw1 .pfsync.bulk)" = done ] &&
+		[ "$(json fw1 .pfsync.counters.dumps)" -ge 1 ] && break
 	sleep 0.1
 done
+dumps0=$(json fw1 .pfsync.counters.dumps)
+[ "$(json fw1 .pfsync.activity_mark.bit)" = 0x80000000 ] || fail "fw1 has no activity marks: $(json fw1 .pfsync.activity_mark)"
 loss() { # loss on|off: 30% of incoming protocol 240 dropped on both firewalls
 	local fw
 	for fw in fw1 fw2; do
@@ -82,3 +88,16 @@ ok "fw2 converged to all $N flows $conv s after the loss stopped, asking for $ur
 [ "$(json fw2 .pfsync.states_learned)" = "$(json fw1 .pfsync.states_local)" ] ||
 	fail "tables differ: fw1 $(json fw1 .pfsync.states_local) local, fw2 $(json fw2 .pfsync.states_learned) learned"
 ok "fw2's table equals fw1's"
+dumps=$(json fw1 .pfsync.counters.dumps)
+[ "$dumps" = "$dumps0" ] || fail "fw1 read its table $((dumps - dumps0)) more times: the refreshes should come from activity marks"
+ok "fw1 refreshed its active connections from activity marks ($(json fw1 .pfsync.activity_mark.turns) bucket turns), with no table read after the first"
+
+# someone flushes the firewall's ruleset: carpd puts its table back at its next turn
+nsx fw1 nft delete table inet carpd_activity
+for _ in $(seq 1 50); do
+	nsx fw1 nft list table inet carpd_activity >/dev/null 2>&1 && break
+	sleep 0.1
+done
+nsx fw1 nft list table inet carpd_activity >/dev/null 2>&1 || fail "fw1 did not put its activity table back in 5 s"
+[ "$(json fw1 .pfsync.activity_mark.errors)" -ge 1 ] || fail "the lost table was not counted: $(json fw1 .pfsync.activity_mark)"
+ok "fw1 put its activity table back after it was deleted"

@@ -165,8 +165,19 @@ static void test_defaults(void)
 
 	c = parse("pfsync on sync0 {\n}\n");
 	CHECK(c && c->pfsync.enabled && c->pfsync.version == 1400 && !c->pfsync.defer &&
-		      !c->pfsync.has_syncpeer && c->nvhids == 0,
+		      !c->pfsync.has_syncpeer && c->nvhids == 0 &&
+		      c->pfsync.activity_mark == 0x80000000u,
 	      "empty pfsync block: defaults");
+	conf_free(c);
+
+	c = parse("pfsync on sync0 {\n activity-mark none\n}\n");
+	CHECK(c && c->pfsync.activity_mark == 0, "activity-mark none: scan the table");
+	conf_free(c);
+	c = parse("pfsync on sync0 {\n activity-mark 0x40\n}\n");
+	CHECK(c && c->pfsync.activity_mark == 0x40, "activity-mark 0x40");
+	conf_free(c);
+	c = parse("pfsync on sync0 {\n activity-mark 1\n}\n");
+	CHECK(c && c->pfsync.activity_mark == 1, "activity-mark 1 (decimal)");
 	conf_free(c);
 
 	c = parse("");
@@ -216,6 +227,15 @@ static void test_errors(void)
 	expect_error("\n\nfrobnicate 3\n", 3, "unknown statement \"frobnicate\"", "unknown word");
 	expect_error("pfsync on sync0 {\n  defr yes\n}\n", 2, "(did you mean \"defer\"?)",
 		     "typo in pfsync block");
+	expect_error("pfsync on sync0 {\n  activity-mark 0x3\n}\n", 2,
+		     "activity-mark: \"0x3\" is not one bit of the conntrack mark",
+		     "two mark bits");
+	expect_error("pfsync on sync0 {\n  activity-mark 0x100000000\n}\n", 2,
+		     "is not one bit of the conntrack mark", "mark bit out of range");
+	expect_error("pfsync on sync0 {\n  activity-mark 0\n}\n", 2,
+		     "is not one bit of the conntrack mark", "mark 0 (none is spelled none)");
+	expect_error("pfsync on sync0 {\n  activity-mark \"none\"\n}\n", 2,
+		     "is not one bit of the conntrack mark", "a quoted none is a string");
 	expect_error("address 10.0.0.1/24\n", 1, "address is only valid inside a vhid block",
 		     "block statement at top level");
 	snprintf(buf, sizeof(buf), "%s address 10.0.0.1/24\n preempt no\n}\n", v1);
