@@ -25,17 +25,19 @@ static int install(struct actmark *am)
 	char elems_tcp[ACT_BUCKETS * 16], elems_other[ACT_BUCKETS * 16];
 	size_t nt = 0, no = 0;
 	for (int b = 0; b < ACT_BUCKETS; b++) {
-		nt += (size_t)snprintf(elems_tcp + nt, sizeof(elems_tcp) - nt, "%s%d : jump to%u",
+		nt += (size_t)snprintf(elems_tcp + nt, sizeof(elems_tcp) - nt, "%s%d : goto to%u",
 				       b ? ", " : "", b, am->tcp[b]);
 		no += (size_t)snprintf(elems_other + no, sizeof(elems_other) - no,
-				       "%s%d : jump to%u", b ? ", " : "", b, am->other[b]);
+				       "%s%d : goto to%u", b ? ", " : "", b, am->other[b]);
 	}
 	char cmd[2048];
 	/* "add" then "delete" clears a table a crashed run left, in the same
 	 * transaction as the new one. Priority -150: after conntrack (-200) has
 	 * attached the entry. On a connection's first packet the mark goes into its
 	 * NEW event (the entry is not confirmed yet), so new connections cost no
-	 * event of their own. CARP and pfsync are never marked. */
+	 * event of their own. CARP and pfsync are never marked. The maps "goto",
+	 * not "jump": a jump returns, and a TCP packet would then go on through the
+	 * other map too and turn the bit twice, an event per packet. */
 	int n = snprintf(cmd, sizeof(cmd),
 			 "add table inet " ACT_TABLE "\n"
 			 "delete table inet " ACT_TABLE "\n"
@@ -79,7 +81,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		am->other[b] ^= 1;
 		n += (size_t)snprintf(cmd + n, sizeof(cmd) - n,
 				      "delete element inet " ACT_TABLE " bother { %d }\n"
-				      "add element inet " ACT_TABLE " bother { %d : jump to%u }\n",
+				      "add element inet " ACT_TABLE " bother { %d : goto to%u }\n",
 				      b, b, am->other[b]);
 	}
 	if (am->tick % ACT_TCP_ROUNDS == 0) {
@@ -90,7 +92,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			n += (size_t)snprintf(cmd + n, sizeof(cmd) - n,
 					      "delete element inet " ACT_TABLE " btcp { %d }\n"
 					      "add element inet " ACT_TABLE
-					      " btcp { %d : jump to%u }\n",
+					      " btcp { %d : goto to%u }\n",
 					      b, b, am->tcp[b]);
 		}
 	}

@@ -251,6 +251,10 @@ static bool nct_to_flow(const struct nlmsghdr *nlh, const struct nf_conntrack *n
 		f->reply.dport = ntohs(nfct_get_attr_u16(nct, ATTR_REPL_PORT_DST));
 	}
 
+	if (f->proto == IPPROTO_TCP && nfct_attr_is_set(nct, ATTR_TCP_STATE) <= 0)
+		f->partial |= FLOW_PARTIAL_TCP;
+	if (nfct_attr_is_set(nct, ATTR_STATUS) <= 0)
+		f->partial |= FLOW_PARTIAL_STATUS;
 	if (f->proto == IPPROTO_TCP && nfct_attr_is_set(nct, ATTR_TCP_STATE) > 0) {
 		f->tcp_state = nfct_get_attr_u8(nct, ATTR_TCP_STATE);
 		uint8_t fo = nfct_get_attr_u8(nct, ATTR_TCP_FLAGS_ORIG);

@@ -529,12 +529,29 @@ static uint64_t lflow_sig(const struct lflow *lf)
 	       (uint64_t)lf->nstates << 48;
 }
 
-static struct lflow *local_new(struct pfsyncd *ps, const struct flow *f)
+static struct lflow *local_new(struct pfsyncd *ps, const struct flow *event)
 {
 	struct fkey k;
 	struct lflow *lf;
-	fkey_of(f, &k);
+	fkey_of(event, &k);
 	lf = ptab_find(&ps->lflows, &k);
+	/* what the event left out is what we last read */
+	struct flow merged = *event;
+	const struct flow *f = &merged;
+	if (lf && (event->partial & FLOW_PARTIAL_TCP)) {
+		merged.tcp_state = lf->tcp_state;
+		merged.wscale_known = lf->wscale_known;
+		merged.wscale_orig = lf->wscale_orig;
+		merged.wscale_repl = lf->wscale_repl;
+	}
+	if (lf && (event->partial & FLOW_PARTIAL_STATUS))
+		merged.status = lf->status;
+	if (lf == NULL && event->partial) {
+		/* a connection we do not know, and an event that does not say its
+		 * state: the next table scan reads it whole */
+		ps->c.partial_events++;
+		return NULL;
+	}
 	if (lf) {
 		/* A change of state goes out within SOON_DELAY_MS. An event that
 		 * changes nothing the peers hold (the activity mark turned: traffic
@@ -985,7 +1002,10 @@ static void learned_kernel_event(struct pfsyncd *ps, struct rflow *rf, enum ct_e
 	 * refresh_period() */
 	struct rstate *r0 = rf->first;
 	uint8_t before[3] = {r0 ? r0->src.state : 0, r0 ? r0->dst.state : 0, r0 ? r0->timeout : 0};
-	learned_refresh_views(rf, f);
+	/* an event without the TCP state or status (a mark change) leaves the
+	 * states as they are */
+	if (!f->partial)
+		learned_refresh_views(rf, f);
 	time_t now = now_s();
 	bool changed = r0 && (before[0] != r0->src.state || before[1] != r0->dst.state ||
 			      before[2] != r0->timeout);
@@ -2326,7 +2346,8 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 		"\"badver\": %llu, \"badlen\": %llu, \"badact\": %llu, \"badval\": %llu, "
 		"\"badstate\": %llu, \"stale\": %llu, \"own_creator\": %llu, "
 		"\"inject_errors\": %llu, \"not_mappable\": %llu, \"oerrors\": %llu, "
-		"\"collisions\": %llu, \"ct_overruns\": %llu, \"dumps\": %llu, "
+		"\"collisions\": %llu, \"ct_overruns\": %llu, \"dumps\": %llu, \"partial_events\": "
+		"%llu, "
 		"\"ins_in\": %llu, \"upd_in\": %llu, \"del_in\": %llu, \"ureq_in\": %llu, "
 		"\"clr_in\": %llu, \"bus_in\": %llu, \"ack_in\": %llu, \"ins_out\": %llu, "
 		"\"upd_out\": %llu, \"updc_out\": %llu, \"del_out\": %llu, \"ureq_out\": %llu, "
@@ -2339,13 +2360,14 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 		(unsigned long long)ps->c.inject_errors, (unsigned long long)ps->c.not_mappable,
 		(unsigned long long)ps->c.oerrors, (unsigned long long)ps->c.collisions,
 		(unsigned long long)(cs ? cs->overruns : 0), (unsigned long long)ps->c.dumps,
-		(unsigned long long)ps->c.ins_in, (unsigned long long)ps->c.upd_in,
-		(unsigned long long)ps->c.del_in, (unsigned long long)ps->c.ureq_in,
-		(unsigned long long)ps->c.clr_in, (unsigned long long)ps->c.bus_in,
-		(unsigned long long)ps->c.ack_in, (unsigned long long)ps->c.ins_out,
-		(unsigned long long)ps->c.upd_out, (unsigned long long)ps->c.updc_out,
-		(unsigned long long)ps->c.del_out, (unsigned long long)ps->c.ureq_out,
-		(unsigned long long)ps->c.ack_out, (unsigned long long)ps->c.bus_out);
+		(unsigned long long)ps->c.partial_events, (unsigned long long)ps->c.ins_in,
+		(unsigned long long)ps->c.upd_in, (unsigned long long)ps->c.del_in,
+		(unsigned long long)ps->c.ureq_in, (unsigned long long)ps->c.clr_in,
+		(unsigned long long)ps->c.bus_in, (unsigned long long)ps->c.ack_in,
+		(unsigned long long)ps->c.ins_out, (unsigned long long)ps->c.upd_out,
+		(unsigned long long)ps->c.updc_out, (unsigned long long)ps->c.del_out,
+		(unsigned long long)ps->c.ureq_out, (unsigned long long)ps->c.ack_out,
+		(unsigned long long)ps->c.bus_out);
 }
 
 void pfsyncd_status_text(const struct carpd *cd, struct evbuffer *out)
@@ -2403,6 +2425,7 @@ void pfsyncd_metrics(const struct carpd *cd, struct evbuffer *out)
 	M(defer_acked);
 	M(defer_timeouts);
 	M(dumps);
+	M(partial_events);
 #undef M
 #define MSG(dir, name, field)                                                                      \
 	evbuffer_add_printf(out,                                                                   \

@@ -2,7 +2,7 @@
  * daemon/pfsync.h - the state replicator: FreeBSD's pfsync over IP protocol 240,
  * mapped onto Linux conntrack (../shared/specs/pfsync.md §4 and §6).
  *
- * Local conntrack entries (events + periodic dumps) become pf states with our
+ * Local conntrack entries (events, activity marks, table scans) become pf states with our
  * creatorid (hostid) and go out as INS / UPD_C / DEL_C; pf states from peers are
  * merged into conntrack entries and written through to the kernel at once, so a
  * node that becomes MASTER already has every connection. At start the node asks
@@ -28,6 +28,9 @@ struct pfsync_counters {
 	uint64_t collisions; /* a peer's state for a connection we track as our own */
 	uint64_t deferred, defer_acked, defer_timeouts; /* defer mode */
 	uint64_t dumps; /* refresh dumps of the conntrack table completed */
+	/* events for a connection we do not know that do not carry its state (left
+	 * to the next scan) */
+	uint64_t partial_events;
 };
 
 int pfsyncd_start(struct carpd *cd);

@@ -56,7 +56,14 @@ struct flow {
 	uint32_t mark;
 	uint16_t zone;
 	uint64_t packets[2], bytes[2]; /* ORIG, REPLY; informational (needs nf_conntrack_acct) */
+	/* FLOW_PARTIAL_*: what a conntrack event did not carry. The kernel puts the
+	 * TCP state in an event only when it changed (IPCT_PROTOINFO): an event for
+	 * a mark change has none, and its tcp_state and wscale fields here mean
+	 * nothing. A dump carries everything. */
+	uint8_t partial;
 };
+#define FLOW_PARTIAL_TCP    0x01u /* tcp_state, wscale_* */
+#define FLOW_PARTIAL_STATUS 0x02u /* status */
 
 /* ---- the pf side: one pf state as pfsync carries it, decoded ---------------------- */
 
