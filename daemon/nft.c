@@ -1,5 +1,6 @@
 /* daemon/nft.c - see nft.h. */
 #include <dlfcn.h>
+#include <malloc.h>
 #include <nftables/libnftables.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,7 +14,6 @@
 
 /* the libnftables functions carpd uses, resolved at run time */
 static struct {
-	bool loaded;
 	struct nft_ctx *(*ctx_new)(uint32_t flags);
 	void (*ctx_free)(struct nft_ctx *ctx);
 	int (*buffer_output)(struct nft_ctx *ctx);
@@ -22,16 +22,11 @@ static struct {
 	int (*run_cmd_from_buffer)(struct nft_ctx *nft, const char *buf);
 } nft;
 
-struct nft_runner {
-	struct nft_ctx *ctx;
-	char who[32];
-};
+static void *handle;
 
-/* Load libnftables once (it stays loaded); -1 with a logged reason. */
+/* Load libnftables; -1 with a logged reason. */
 static int nft_load(const char *who)
 {
-	if (nft.loaded)
-		return 0;
 	void *h = dlopen(NFT_SONAME, RTLD_NOW | RTLD_LOCAL);
 	if (h == NULL) {
 		log_err("%s: cannot load %s (Debian: apt-get install libnftables1): %s", who,
@@ -50,55 +45,39 @@ static int nft_load(const char *who)
 		dlclose(h);
 		return -1;
 	}
-	nft.loaded = true;
+	handle = h;
 	return 0;
 }
 
-struct nft_runner *nft_runner_new(const char *who)
+static void nft_unload(void)
 {
-	if (nft_load(who) < 0)
-		return NULL;
-	struct nft_runner *r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		return NULL;
-	snprintf(r->who, sizeof(r->who), "%s", who);
-	r->ctx = nft.ctx_new(NFT_CTX_DEFAULT);
-	if (r->ctx == NULL) {
-		log_err("%s: cannot make an nftables context", who);
-		free(r);
-		return NULL;
-	}
-	/* messages go to a buffer, not to the daemon's stdout/stderr */
-	nft.buffer_output(r->ctx);
-	nft.buffer_error(r->ctx);
-	return r;
-}
-
-void nft_runner_free(struct nft_runner *r)
-{
-	if (r == NULL)
-		return;
-	nft.ctx_free(r->ctx);
-	free(r);
-}
-
-int nft_runner_run(struct nft_runner *r, const char *cmd)
-{
-	int rc = nft.run_cmd_from_buffer(r->ctx, cmd);
-	if (rc != 0) {
-		const char *why = nft.get_error_buffer(r->ctx);
-		log_err("%s: nftables: %s", r->who, why && *why ? why : "command failed");
-		return -1;
-	}
-	return 0;
+	dlclose(handle);
+	handle = NULL;
+	memset(&nft, 0, sizeof(nft));
+	/* what the context allocated goes back to the system, not to our heap */
+	malloc_trim(0);
 }
 
 int nft_run_once(const char *who, const char *cmd)
 {
-	struct nft_runner *r = nft_runner_new(who);
-	if (r == NULL)
+	if (nft_load(who) < 0)
 		return -1;
-	int rc = nft_runner_run(r, cmd);
-	nft_runner_free(r);
+	int rc = -1;
+	struct nft_ctx *ctx = nft.ctx_new(NFT_CTX_DEFAULT);
+	if (ctx == NULL) {
+		log_err("%s: cannot make an nftables context", who);
+	} else {
+		/* messages go to a buffer, not to the daemon's stdout/stderr */
+		nft.buffer_output(ctx);
+		nft.buffer_error(ctx);
+		rc = nft.run_cmd_from_buffer(ctx, cmd);
+		if (rc != 0) {
+			const char *why = nft.get_error_buffer(ctx);
+			log_err("%s: nftables: %s", who, why && *why ? why : "command failed");
+			rc = -1;
+		}
+		nft.ctx_free(ctx);
+	}
+	nft_unload();
 	return rc;
 }
