@@ -14,7 +14,7 @@
  * value changed. The mark's change is a conntrack event with the entry's new
  * timeout, which carpd handles like any other update. Connections are spread
  * over 16 buckets by their conntrack id; carpd turns 4 buckets over every
- * ACT_TICK_MS (one nftables transaction, about 0.5 ms), so a connection that
+ * ACT_TICK_MS (one nf_tables transaction, about 0.12 ms), so a connection that
  * carries traffic shows up once per round of the buckets (5 s; 30 s for TCP,
  * whose pf timeouts are long and whose state changes are events anyway), and
  * the events of a round come in 4 waves, not one large one. An idle connection costs nothing; no

@@ -8,19 +8,35 @@
 
 #define PTAB_MIN 64
 
-/* the tag: the hash's top 16 bits, kept where they are, in the address's top 16
- * bits (zero in user-space addresses on 64-bit Linux: 47 or 48 bits, 56 only for
- * a program that asks for it). None where addresses are 32 bits. */
+/* the tag: the hash's top 20 bits. Its top 16 are kept where they are, in the
+ * address's top 16 bits (zero in user-space addresses on 64-bit Linux: 47 or 48
+ * bits, 56 only for a program that asks for it); the next 4 in the address's low
+ * 4 bits (zero in what malloc() returns: 16-byte aligned). A slot's home is the
+ * hash's top bits too, so up to 2^20 slots the tag alone says where an entry
+ * belongs: growing the table, and the shifts of a deletion, move slots without
+ * reading a single entry (rehashing 200 000 entries by their keys stalled the
+ * loop for 60 ms). None where addresses are 32 bits. */
 #if UINTPTR_MAX == UINT64_MAX
-#define TAG_SHIFT 48
-#define TAG_MASK  (~(uintptr_t)0 << TAG_SHIFT)
+#define TAG_SHIFT   48
+#define TAG_HI_MASK (~(uintptr_t)0 << TAG_SHIFT)
+#define TAG_LO_MASK ((uintptr_t)15)
+#define TAG_MASK    (TAG_HI_MASK | TAG_LO_MASK)
+#define TAG_BITS    20
 #else
 #define TAG_MASK 0
+#define TAG_BITS 0
 #endif
 
 static uintptr_t tag_of(const struct ptab *t, uint64_t h)
 {
-	return t->untagged ? 0 : (uintptr_t)h & TAG_MASK;
+#if TAG_BITS
+	return t->untagged ? 0
+			   : ((uintptr_t)h & TAG_HI_MASK) | ((uintptr_t)(h >> 44) & TAG_LO_MASK);
+#else
+	(void)t;
+	(void)h;
+	return 0;
+#endif
 }
 
 static void *addr_of(const struct ptab *t, uintptr_t s)
@@ -60,9 +76,34 @@ static const void *key_of(const struct ptab *t, const void *e)
 	return (const uint8_t *)e + t->key_off;
 }
 
+static unsigned cap_bits(const struct ptab *t)
+{
+	return (unsigned)__builtin_ctzll((unsigned long long)t->cap);
+}
+
+/* the home slot of a hash: its top bits */
+static size_t home_of_hash(const struct ptab *t, uint64_t h)
+{
+	unsigned bits = cap_bits(t);
+	return bits ? (size_t)(h >> (64 - bits)) : 0;
+}
+
 static size_t home(const struct ptab *t, const void *e)
 {
-	return (size_t)hash(t, key_of(t, e)) & (t->cap - 1);
+	return home_of_hash(t, hash(t, key_of(t, e)));
+}
+
+/* the home of the entry in this slot, from its tag when the tag has the bits */
+static size_t slot_home(const struct ptab *t, uintptr_t s)
+{
+#if TAG_BITS
+	unsigned bits = cap_bits(t);
+	if (!t->untagged && bits <= TAG_BITS) {
+		uint32_t top = (uint32_t)(s >> TAG_SHIFT) << 4 | (uint32_t)(s & TAG_LO_MASK);
+		return (size_t)(top >> (TAG_BITS - bits));
+	}
+#endif
+	return home(t, addr_of(t, s));
 }
 
 void *ptab_find(const struct ptab *t, const void *key)
@@ -72,7 +113,7 @@ void *ptab_find(const struct ptab *t, const void *key)
 	size_t mask = t->cap - 1;
 	uint64_t h = hash(t, key);
 	uintptr_t tag = tag_of(t, h);
-	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+	for (size_t i = home_of_hash(t, h);; i = (i + 1) & mask) {
 		uintptr_t s = t->slot[i];
 		if (s == 0)
 			return NULL;
@@ -87,10 +128,19 @@ void *ptab_find(const struct ptab *t, const void *key)
 static void put(struct ptab *t, void *e)
 {
 	uint64_t h = hash(t, key_of(t, e));
-	size_t mask = t->cap - 1, i = (size_t)h & mask;
+	size_t mask = t->cap - 1, i = home_of_hash(t, h);
 	while (t->slot[i])
 		i = (i + 1) & mask;
 	t->slot[i] = (uintptr_t)e | tag_of(t, h);
+}
+
+/* a slot of the table before it grew, moved as it is (same tag) */
+static void put_slot(struct ptab *t, uintptr_t s)
+{
+	size_t mask = t->cap - 1, i = slot_home(t, s);
+	while (t->slot[i])
+		i = (i + 1) & mask;
+	t->slot[i] = s;
 }
 
 /* from now on without tags: an address uses their bits */
@@ -116,7 +166,7 @@ int ptab_add(struct ptab *t, void *e)
 		t->cap = ncap;
 		for (size_t i = 0; i < ocap; i++)
 			if (old[i])
-				put(t, addr_of(t, old[i]));
+				put_slot(t, old[i]);
 		free(old);
 	}
 	put(t, e);
@@ -142,7 +192,7 @@ void ptab_del(struct ptab *t, const void *e)
 			j = (j + 1) & mask;
 			if (t->slot[j] == 0)
 				goto done;
-			size_t h = home(t, addr_of(t, t->slot[j]));
+			size_t h = slot_home(t, t->slot[j]);
 			/* movable unless its home lies cyclically in (i, j] */
 			bool stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
 			if (!stays)

@@ -8,8 +8,10 @@
 #include "daemon/ptab.h"
 #include "tap.h"
 
+/* 16-byte aligned, as malloc() returns them: the table keeps 4 bits of tag in
+ * the low bits of the address */
 struct ent {
-	void *pad; /* the key not at offset 0 */
+	_Alignas(16) void *pad; /* the key not at offset 0 */
 	uint32_t key[3];
 	int live;
 };
@@ -113,5 +115,39 @@ int main(void)
 	      "an emptied table takes entries again");
 	free(seen);
 	ptab_clear(&t);
+
+	/* a large table, tagged: it grows past 2^20 slots, where the tags no longer
+	 * say where an entry belongs and growing reads the keys again; deletions
+	 * shift slots by their tags below that size and by their keys above it */
+	enum { BIG = 900000 };
+	struct ent *big = calloc(BIG, sizeof(*big));
+	if (CHECK(big != NULL, "memory for the large table")) {
+		ptab_init(&t, offsetof(struct ent, key), sizeof(big[0].key));
+		int big_bad = 0;
+		size_t caps_seen = 0, last_cap = 0;
+		for (int i = 0; i < BIG; i++) {
+			big[i].key[0] = (uint32_t)i * 2654435761u;
+			big[i].key[1] = (uint32_t)i;
+			big_bad += ptab_add(&t, &big[i]) != 0;
+			if (t.cap != last_cap) {
+				caps_seen++;
+				last_cap = t.cap;
+			}
+			/* delete every tenth entry as we go: shifts at every size */
+			if (i % 10 == 9) {
+				ptab_del(&t, &big[i - 1]);
+				big[i - 1].live = -1;
+			}
+		}
+		for (int i = 0; i < BIG; i++)
+			big_bad += ptab_find(&t, big[i].key) != (big[i].live < 0 ? NULL : &big[i]);
+		CHECK(!t.untagged, "16-byte aligned entries keep their tags");
+		CHECK(t.cap > ((size_t)1 << 20) && caps_seen > 10,
+		      "the table grew through every size past 2^20 slots");
+		CHECK(big_bad == 0 && t.n == BIG - BIG / 10,
+		      "large table: every entry found, the deleted ones not");
+		ptab_clear(&t);
+		free(big);
+	}
 	return tap_done();
 }
