@@ -128,6 +128,7 @@ static void put_batch(char *buf, uint32_t seq, uint16_t type)
 static int turn(struct actmark *am, const int *other, size_t nother, const int *tcp, size_t ntcp)
 {
 	char buf[8192];
+	memset(buf, 0, sizeof(buf)); /* the alignment gaps of the nests go out as they are */
 	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, sizeof(buf));
 	uint32_t first = ++am->seq;
 	put_batch(mnl_nlmsg_batch_current(b), first, NFNL_MSG_BATCH_BEGIN);
