@@ -46,6 +46,13 @@ void ct_close(struct ct *ct);
 #define CT_MAX_IGNORE 8
 int ct_set_ignore(struct ct *ct, int af, const void *addr, uint8_t prefixlen);
 
+/* Stop (false) or resume (true) the events of new connections. Every entry
+ * carpd writes makes one, which the kernel builds for any listener before our
+ * filter drops it: a quarter of a bulk update's time on the receiver. Whoever
+ * stops them reads the table afterwards for the connections it missed.
+ * Returns 0 or -1 with errno. */
+int ct_set_new_events(struct ct *ct, bool on);
+
 /* Receive buffer of the event socket (default 8 MiB); a bigger one rides out
  * longer stalls of the loop before events are lost. Returns the size in force. */
 unsigned ct_set_rcvbuf(struct ct *ct, unsigned bytes);
