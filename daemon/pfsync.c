@@ -55,14 +55,25 @@
  * - at most BURST_PACKETS packets: the userspace OVS of a 2-core VM forwarded 64
  *   a millisecond of 1500 bytes without loss (a 100 000-state update in 1.2 s
  *   instead of 3.3 s at 16);
- * - at most BURST_BYTES bytes: the receiver writes about 80 MB of pfsync states a
- *   second to conntrack on the same VM, and what it has not written yet waits in
- *   its receive buffer (SOCKBUF_BYTES). pfsync has no flow control, and a state
- *   lost in a bulk update is not asked for again: the rate stays within what the
- *   buffer absorbs (70 MB sent at 96 MB/s leave a receiver at 80 MB/s 12 MB
- *   behind). */
-#define BURST_PACKETS 64
-#define BURST_BYTES   (96 * 1000)
+ * - at most BURST_BYTES bytes, and in a bulk update at most BULK_WINDOW bytes
+ *   that the receiver has not acknowledged yet. pfsync has no flow control, and a
+ *   state lost in a bulk update is not asked for again; what the receiver has not
+ *   written to conntrack yet waits in its receive buffer, which a sender at full
+ *   speed overruns: on the same VM a receiver writes about 80 MB of pfsync states
+ *   a second, and a 1 000 000-state update at 96 MB/s lost 13-15% of them. A
+ *   carpd receiving a bulk update acknowledges its progress with INS_ACK messages
+ *   (every BULK_ACK_BYTES it has written; pf ignores an INS_ACK for a state it
+ *   does not defer), and the sender keeps at most BULK_WINDOW bytes ahead of the
+ *   last one. A receiver that does not acknowledge (pf) gets BURST_SLOW_*, the
+ *   pace of carpd before: about 22 MB/s. */
+#define BURST_PACKETS	   64
+#define BURST_BYTES	   (96 * 1000)
+#define BURST_SLOW_PACKETS 16
+#define BURST_SLOW_BYTES   (16 * 1500)
+#define BULK_WINDOW	   (4u << 20)
+#define BULK_ACK_BYTES	   (128u << 10)
+#define BULK_RING	   4096 /* packets in flight the window tracks */
+#define BULK_ACK_STALL_MS  200	/* no acknowledgement this long: the slow pace */
 /* the receive buffer: a bulk update arrives faster than the receiver writes it
  * to conntrack (100 000 NATed connections, 56 MB of pfsync states in 0.4 s on a
  * jumbo link, about 0.6 s to write; 8 MiB lost 14% of them). It is a bound, not
@@ -235,6 +246,24 @@ struct pfsyncd {
 	uint64_t flush_due_ms;
 	bool pacing;
 	uint64_t pace_us; /* when the last paced burst began (now_us()) */
+	/* answering a bulk update: the bytes sent and acknowledged (see BULK_WINDOW),
+	 * and for each packet in flight its last state and the bytes sent with it */
+	struct bulk_window {
+		bool on, acked;
+		uint64_t sent, acked_bytes, last_ack_ms;
+		struct bw_mark {
+			struct sid s;
+			uint64_t sent;
+		} * ring;
+		size_t head, n;
+		struct sid last; /* the last state put in the packet being built */
+		bool have_last;
+	} bw;
+	/* receiving a bulk update: its last state, and the bytes since the last
+	 * acknowledgement */
+	struct sid bulk_rx_last;
+	bool bulk_rx_have_last;
+	size_t bulk_rx_unacked;
 	size_t qbytes;
 	/* the refresh dump (in the background, see refresh_cb) */
 	struct dump_ctx dump_ctx;
@@ -1402,6 +1431,10 @@ static void answer_bulk(struct pfsyncd *ps)
 {
 	ps->bulk_received_at = now_s();
 	ps->bulk_received_ms = now_ms();
+	if (ps->bw.ring == NULL)
+		ps->bw.ring = malloc(BULK_RING * sizeof(*ps->bw.ring));
+	struct bw_mark *ring = ps->bw.ring;
+	ps->bw = (struct bulk_window){.on = ring != NULL, .ring = ring};
 	ps->bus_start = true;
 	struct lflow *lf;
 	struct ptab_iter it = {0};
@@ -1499,8 +1532,34 @@ static void defer_packet(void *arg, uint32_t packet_id, const struct flow *f)
 	defer_timer_arm(ps);
 }
 
+/* A receiver's progress through our bulk update (BULK_WINDOW). */
+static void bulk_window_ack(struct pfsyncd *ps, const struct pfsync_ref *r)
+{
+	struct bulk_window *bw = &ps->bw;
+	for (size_t i = 0; i < bw->n; i++) {
+		struct bw_mark *m = &bw->ring[(bw->head + BULK_RING - bw->n + i) % BULK_RING];
+		if (m->s.id != r->id || m->s.creatorid != r->creatorid)
+			continue;
+		bw->acked_bytes = m->sent;
+		bw->n -= i + 1; /* it and the older ones */
+		bw->acked = true;
+		bw->last_ack_ms = now_ms();
+		ps->c.bulk_acked++;
+		if (ps->pacing) {
+			/* the window may have been full: send on now */
+			evtimer_del(ps->flush_ev);
+			ps->pacing = false;
+			schedule_flush(ps, true);
+			ps->pacing = true; /* flush_cb keeps its pace */
+		}
+		return;
+	}
+}
+
 static void in_ins_ack(struct pfsyncd *ps, const struct pfsync_ref *r)
 {
+	if (ps->bw.on)
+		bulk_window_ack(ps, r);
 	if (r->creatorid != ps->creatorid || !ps->defer)
 		return;
 	bool any = false;
@@ -1650,6 +1709,10 @@ static bool wire_add_lflow(struct pfsyncd *ps, struct pfsync_writer *w, struct l
 			ps->c = counted;
 			return false;
 		}
+	if (n > 0) {
+		ps->bw.last = (struct sid){.id = st[n - 1].id, .creatorid = st[n - 1].creatorid};
+		ps->bw.have_last = true;
+	}
 	return true;
 }
 
@@ -1672,6 +1735,8 @@ static bool wire_add_rflow(struct pfsyncd *ps, struct pfsync_writer *w, struct r
 			ps->c = counted;
 			return false;
 		}
+		ps->bw.last = (struct sid){.id = v.id, .creatorid = v.creatorid};
+		ps->bw.have_last = true;
 	}
 	return true;
 }
@@ -1724,6 +1789,10 @@ static void in_state(struct pfsyncd *ps, const struct pfsync_state *s, bool inse
 		return;
 	}
 	learned_update(ps, &v, insert);
+	if (ps->bulk == BULK_PENDING && ps->bulk_started) {
+		ps->bulk_rx_last = (struct sid){.id = s->id, .creatorid = s->creatorid};
+		ps->bulk_rx_have_last = true;
+	}
 	/* defer mode on the sender: it holds the packet until we acknowledge */
 	if (insert && (s->state_flags & PFSYNC_PFSTATE_ACK))
 		sidq_push(&ps->ackq, &ps->nack, &ps->capack, s->creatorid, s->id);
@@ -1974,12 +2043,23 @@ static void rx_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if (handle_packet(ps, p, len) < 0)
 			continue;
+		if (ps->bulk == BULK_PENDING && ps->bulk_started)
+			ps->bulk_rx_unacked += len;
 		ps->peer_heard = true;
 		clock_gettime(CLOCK_MONOTONIC, &ps->peer_last_heard);
 		snprintf(ps->peer_addr, sizeof(ps->peer_addr), "%s", src);
 	}
 	/* the burst's learned connections, in batches */
 	commit_dirty(ps);
+	/* written: tell the sender of a bulk update how far we are (BULK_WINDOW) */
+	if (ps->bulk_rx_have_last && ps->bulk_rx_unacked >= BULK_ACK_BYTES &&
+	    ps->bulk == BULK_PENDING) {
+		sidq_push(&ps->ackq, &ps->nack, &ps->capack, ps->bulk_rx_last.creatorid,
+			  ps->bulk_rx_last.id);
+		ps->bulk_rx_unacked = 0;
+		ps->bulk_rx_have_last = false;
+		ps->c.bulk_acks_sent++;
+	}
 	if (ps->nack || ps->nureq || ps->bus_start)
 		schedule_flush(ps, true);
 }
@@ -2049,10 +2129,40 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		allowed = (unsigned)(el * BURST_PACKETS / 1000);
 		allowed_bytes = (size_t)(el * BURST_BYTES / 1000);
 	}
+	struct bulk_window *bw = &ps->bw;
+	if (bw->on && bw->acked && now_ms() - bw->last_ack_ms > BULK_ACK_STALL_MS &&
+	    bw->sent - bw->acked_bytes + cap > BULK_WINDOW) {
+		log_info("pfsync: bulk update: the receiver stopped acknowledging; slower pace");
+		bw->acked = false;
+	}
+	if (bw->on && !bw->acked) {
+		/* a receiver that does not acknowledge (yet) */
+		allowed = allowed * BURST_SLOW_PACKETS / BURST_PACKETS;
+		allowed_bytes = allowed_bytes * BURST_SLOW_BYTES / BURST_BYTES;
+	}
 	if (allowed < 1)
 		allowed = 1;
 	if (allowed_bytes < cap)
 		allowed_bytes = cap;
+	if (bw->on && bw->acked) {
+		uint64_t ahead = bw->sent - bw->acked_bytes;
+		size_t room = ahead >= BULK_WINDOW ? 0 : (size_t)(BULK_WINDOW - ahead);
+		if (room < allowed_bytes)
+			allowed_bytes = room;
+		if (bw->n + allowed > BULK_RING)
+			allowed = bw->n >= BULK_RING ? 0 : (unsigned)(BULK_RING - bw->n);
+		if (allowed_bytes < cap || allowed == 0) {
+			/* the window is full: its next acknowledgement sends on, or this
+			 * timer checks for a stall */
+			struct timeval tv = {0, 1000};
+			evtimer_del(ps->flush_ev);
+			evtimer_add(ps->flush_ev, &tv);
+			ps->flush_due_ms = now_ms() + 1;
+			ps->pacing = true;
+			ps->pace_us = t_us;
+			return;
+		}
+	}
 	ps->pace_us = t_us;
 	ps->pacing = false;
 	ps->qbytes = 0; /* what is queued now goes in this flush or its next burst */
@@ -2130,6 +2240,9 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			if (!wire_add_bus(ps, &w, 2))
 				goto full;
 			ps->bus_end = false;
+			ps->bw.on = false;
+			free(ps->bw.ring); /* 96 KiB, only while a bulk update goes out */
+			ps->bw.ring = NULL;
 			ps->c.bus_out++;
 			log_info("pfsync: bulk update sent in %llu ms",
 				 (unsigned long long)(now_ms() - ps->bulk_received_ms));
@@ -2144,6 +2257,16 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			send_packet(ps, buf, len);
 			burst++;
 			burst_bytes += len;
+			if (bw->on) {
+				bw->sent += len;
+				if (bw->have_last) {
+					bw->ring[bw->head] = (struct bw_mark){bw->last, bw->sent};
+					bw->head = (bw->head + 1) % BULK_RING;
+					if (bw->n < BULK_RING)
+						bw->n++;
+				}
+			}
+			bw->have_last = false;
 		} else if (more) {
 			/* one message larger than a packet: cannot happen with 1280 */
 			break;
@@ -2356,6 +2479,7 @@ void pfsyncd_stop(struct carpd *cd)
 	free(ps->delq);
 	free(ps->ureqq);
 	free(ps->ackq);
+	free(ps->bw.ring);
 	free(ps->ifnames);
 	free(ps);
 	cd->pfsync = NULL;
@@ -2422,7 +2546,7 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 		"\"badstate\": %llu, \"stale\": %llu, \"own_creator\": %llu, "
 		"\"inject_errors\": %llu, \"not_mappable\": %llu, \"oerrors\": %llu, "
 		"\"collisions\": %llu, \"ct_overruns\": %llu, \"dumps\": %llu, \"partial_events\": "
-		"%llu, "
+		"%llu, \"bulk_acked\": %llu, \"bulk_acks_sent\": %llu, "
 		"\"ins_in\": %llu, \"upd_in\": %llu, \"del_in\": %llu, \"ureq_in\": %llu, "
 		"\"clr_in\": %llu, \"bus_in\": %llu, \"ack_in\": %llu, \"ins_out\": %llu, "
 		"\"upd_out\": %llu, \"updc_out\": %llu, \"del_out\": %llu, \"ureq_out\": %llu, "
@@ -2435,7 +2559,8 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 		(unsigned long long)ps->c.inject_errors, (unsigned long long)ps->c.not_mappable,
 		(unsigned long long)ps->c.oerrors, (unsigned long long)ps->c.collisions,
 		(unsigned long long)(cs ? cs->overruns : 0), (unsigned long long)ps->c.dumps,
-		(unsigned long long)ps->c.partial_events, (unsigned long long)ps->c.ins_in,
+		(unsigned long long)ps->c.partial_events, (unsigned long long)ps->c.bulk_acked,
+		(unsigned long long)ps->c.bulk_acks_sent, (unsigned long long)ps->c.ins_in,
 		(unsigned long long)ps->c.upd_in, (unsigned long long)ps->c.del_in,
 		(unsigned long long)ps->c.ureq_in, (unsigned long long)ps->c.clr_in,
 		(unsigned long long)ps->c.bus_in, (unsigned long long)ps->c.ack_in,
@@ -2501,6 +2626,8 @@ void pfsyncd_metrics(const struct carpd *cd, struct evbuffer *out)
 	M(defer_timeouts);
 	M(dumps);
 	M(partial_events);
+	M(bulk_acked);
+	M(bulk_acks_sent);
 #undef M
 #define MSG(dir, name, field)                                                                      \
 	evbuffer_add_printf(out,                                                                   \

@@ -31,6 +31,9 @@ struct pfsync_counters {
 	/* events for a connection we do not know that do not carry its state (left
 	 * to the next scan) */
 	uint64_t partial_events;
+	/* bulk update flow control (INS_ACK of progress): acknowledgements that
+	 * moved our window as a sender, and that we sent as a receiver */
+	uint64_t bulk_acked, bulk_acks_sent;
 };
 
 int pfsyncd_start(struct carpd *cd);
