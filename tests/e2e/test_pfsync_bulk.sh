@@ -111,11 +111,11 @@ ok "the bulk update came in packets of up to $maxlen bytes (sync link MTU 9000)"
 errs=$(json fw2 '.pfsync.counters | [.badlen, .badval, .inject_errors] | add')
 [ "$errs" = 0 ] || fail "errors during the bulk update: $(json fw2 .pfsync.counters)"
 # flow control: fw2 acknowledged its progress (INS_ACK of the last state it wrote,
-# every 128 KiB) and fw1 kept its window on them; fw2's pfsync socket dropped
+# every 128 KiB, at most once per read of its socket) and fw1 kept its window on them; fw2's pfsync socket dropped
 # nothing (the drops column of /proc/net/raw, IP protocol 240 = 0xF0)
 acks=$(json fw2 .pfsync.counters.bulk_acks_sent)
 moved=$(json fw1 .pfsync.counters.bulk_acked)
-[ "$acks" -gt 10 ] && [ "$moved" -gt 0 ] ||
+[ "$acks" -gt 0 ] && [ "$moved" -gt 0 ] ||
 	fail "no bulk update flow control: fw2 sent $acks acknowledgements, $moved moved fw1's window"
 drops=$(nsx fw2 awk 'NR > 1 && $2 ~ /:00F0$/ { d += $NF } END { print d + 0 }' /proc/net/raw)
 [ "$drops" = 0 ] || fail "fw2's pfsync socket dropped $drops packets of the bulk update"
