@@ -120,3 +120,15 @@ moved=$(json fw1 .pfsync.counters.bulk_acked)
 drops=$(nsx fw2 awk 'NR > 1 && $2 ~ /:00F0$/ { d += $NF } END { print d + 0 }' /proc/net/raw)
 [ "$drops" = 0 ] || fail "fw2's pfsync socket dropped $drops packets of the bulk update"
 ok "flow control: fw2 acknowledged its progress $acks times ($moved moved fw1's window), its socket dropped nothing"
+# carpd stops the kernel's events of new connections while a bulk update comes in:
+# they must be back after it. A connection fw2 starts itself now is found by its
+# NEW event (the next read of the table is 30 minutes away with activity marks)
+before=$(json fw2 .pfsync.states_local)
+nsx fw2 python3 -c "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('203.0.113.254', 9999))"
+for i in $(seq 1 30); do
+	[ "$(json fw2 .pfsync.states_local)" -gt "$before" ] && break
+	sleep 0.1
+done
+after=$(json fw2 .pfsync.states_local)
+[ "$after" -gt "$before" ] || fail "fw2 did not see a new connection after its bulk update (events of new connections still off?): $before -> $after local states"
+ok "events of new connections are back after the bulk update: fw2 saw its own new connection ($before -> $after local states)"
