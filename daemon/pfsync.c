@@ -74,10 +74,11 @@
 #define BULK_ACK_BYTES	   (128u << 10)
 #define BULK_RING	   4096 /* packets in flight the window tracks */
 #define BULK_ACK_STALL_MS  200	/* no acknowledgement this long: the slow pace */
-/* the receive buffer: a bulk update arrives faster than the receiver writes it
- * to conntrack (100 000 NATed connections, 56 MB of pfsync states in 0.4 s on a
- * jumbo link, about 0.6 s to write; 8 MiB lost 14% of them). It is a bound, not
- * an allocation: memory is used only while packets wait. */
+/* the receive buffer: a bulk update can come faster than we write it to
+ * conntrack. A carpd sender stays within BULK_WINDOW of what we acknowledged,
+ * but its first bursts and a sender that knows no window do not; before the
+ * window, 8 MiB lost 14% of a 100 000-state update (70 MB) sent at full speed.
+ * It is a bound, not an allocation: memory is used only while packets wait. */
 #define SOCKBUF_BYTES (32 << 20)
 #define DEFER_MS      20   /* net.pfsync.defer_delay */
 #define DEFER_MAX     1024 /* held packets; the oldest goes when full (FreeBSD: 128 a bucket) */
