@@ -141,7 +141,9 @@ awk '{ k = $2 " (pid " $3 ")"; if (!(k in first)) { first[k] = $4; order[++n] = 
 # ASan's quarantine and valgrind's freed-block queue keep freed memory resident:
 # VmRSS then says nothing, and their own leak checks at carpd's exit replace it
 memtool=
-ldd "$CARPD" 2>/dev/null | grep -q libasan && memtool="ASan"
+# (not `ldd | grep -q`: grep leaves at the first match, ldd may then die of
+# SIGPIPE, and with pipefail the test took an ASan build for a plain one)
+case "$(ldd "$CARPD" 2>/dev/null)" in *libasan*) memtool="ASan" ;; esac
 [ -n "${CARPD_WRAP:-}" ] && memtool="$CARPD_WRAP"
 for n in fw1 fw2; do
 	pid=$(lab pid "$n")
