@@ -417,9 +417,7 @@ static uint64_t now_us(void)
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return now_us() / 1000;
 }
 
 /* The send timer fires within delay_ms, or sooner if it was due sooner. While
@@ -2113,6 +2111,16 @@ static size_t sync_mtu(struct pfsyncd *ps)
 	return mtu;
 }
 
+/* flush_cb pauses 1 ms between bursts */
+static void pace_pause(struct pfsyncd *ps)
+{
+	struct timeval tv = {0, 1000};
+	evtimer_del(ps->flush_ev);
+	evtimer_add(ps->flush_ev, &tv);
+	ps->flush_due_ms = now_ms() + 1;
+	ps->pacing = true;
+}
+
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pfsyncd *ps = arg;
@@ -2155,11 +2163,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		if (allowed_bytes < cap || allowed == 0) {
 			/* the window is full: its next acknowledgement sends on, or this
 			 * timer checks for a stall */
-			struct timeval tv = {0, 1000};
-			evtimer_del(ps->flush_ev);
-			evtimer_add(ps->flush_ev, &tv);
-			ps->flush_due_ms = now_ms() + 1;
-			ps->pacing = true;
+			pace_pause(ps);
 			ps->pace_us = t_us;
 			return;
 		}
@@ -2175,11 +2179,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		if (burst >= allowed || burst_bytes + cap > allowed_bytes) {
 			/* a bulk update is thousands of packets: let the receiver (and a
 			 * software switch between us) drain, and our own loop breathe */
-			struct timeval tv = {0, 1000};
-			evtimer_del(ps->flush_ev);
-			evtimer_add(ps->flush_ev, &tv);
-			ps->flush_due_ms = now_ms() + 1;
-			ps->pacing = true;
+			pace_pause(ps);
 			return;
 		}
 		struct pfsync_writer w;
