@@ -12,8 +12,9 @@
  * 4, which 16-byte alignment leaves zero: a probe reads an entry (a cache miss,
  * then a key compare) only when those bits match, so a lookup that misses rarely
  * touches any entry, and the table grows without reading its entries (up to 2^20
- * slots, see ptab.c). Should an address ever use those bits, the table drops the
- * tags and works as without them.
+ * slots; past that the tag holds other bits of the hash and growing reads the keys,
+ * see ptab.c). Should an address ever use those bits, the table drops the tags
+ * and works as without them.
  */
 #ifndef CARPD_PTAB_H
 #define CARPD_PTAB_H
