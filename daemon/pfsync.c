@@ -241,6 +241,7 @@ struct pfsyncd {
 	enum { BULK_NONE, BULK_PENDING, BULK_DONE } bulk;
 	int bulk_tries;
 	size_t mtu; /* of the sync interface, as last read (sync_mtu()) */
+	uint64_t mtu_read_ms;
 	/* the send timer: when it is due (CLOCK_MONOTONIC ms), whether flush_cb set it
 	 * for its pause between bursts, and the bytes of states queued since the
 	 * last flush (a packet's worth sends at once) */
@@ -291,7 +292,9 @@ struct pfsyncd {
 	struct event *defer_ev;
 	struct timespec peer_last_heard;
 	bool peer_heard;
-	char peer_addr[INET6_ADDRSTRLEN];
+	/* the last sender, as received (formatted for status only: inet_ntop() per
+	 * packet was a printf for every packet) */
+	uint8_t peer_addr[16];
 	struct pfsync_counters c;
 };
 
@@ -2011,7 +2014,7 @@ static void rx_cb(evutil_socket_t fd, short what, void *arg)
 		const uint8_t *p = buf;
 		size_t len = (size_t)n;
 		int ttl;
-		char src[INET6_ADDRSTRLEN] = "?";
+		const void *src;
 		if (ps->family == AF_INET) {
 			if (len < 20) {
 				ps->c.badlen++;
@@ -2026,14 +2029,13 @@ static void rx_cb(evutil_socket_t fd, short what, void *arg)
 			if (total < len && total >= ihl)
 				len = total;
 			ttl = buf[8];
-			inet_ntop(AF_INET, buf + 12, src, sizeof(src));
+			src = buf + 12;
 			p += ihl;
 			len -= ihl;
 		} else {
 			ttl = PFSYNC_TTL; /* IPV6_UNICAST/MULTICAST hop limit checked by cmsg below
 					   */
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&from)->sin6_addr, src,
-				  sizeof(src));
+			src = &((struct sockaddr_in6 *)&from)->sin6_addr;
 		}
 		/* the only anti-spoofing pfsync has: the sender is on the link */
 		if (ttl != PFSYNC_TTL) {
@@ -2046,7 +2048,7 @@ static void rx_cb(evutil_socket_t fd, short what, void *arg)
 			ps->bulk_rx_unacked += len;
 		ps->peer_heard = true;
 		clock_gettime(CLOCK_MONOTONIC, &ps->peer_last_heard);
-		snprintf(ps->peer_addr, sizeof(ps->peer_addr), "%s", src);
+		memcpy(ps->peer_addr, src, ps->family == AF_INET ? 4 : 16);
 	}
 	/* the burst's learned connections, in batches */
 	commit_dirty(ps);
@@ -2088,13 +2090,18 @@ static int send_packet(struct pfsyncd *ps, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* The size of the packets we send: the sync interface's MTU, read at every flush
- * (an operator may change it while we run). FreeBSD sizes its packets by
+/* The size of the packets we send: the sync interface's MTU, read again when the
+ * last reading is a second old (an operator may change it while we run; an ioctl
+ * at every flush was a system call per packet at low rates). FreeBSD sizes its packets by
  * pfsync0's MTU (1500 unless set, at most the syncdev's); a jumbo-frame sync link
  * carries six times fewer packets for a bulk update, and a link below 1500 (a
  * tunnel) no longer refuses every full packet (we send with DF set). */
 static size_t sync_mtu(struct pfsyncd *ps)
 {
+	uint64_t now = now_ms();
+	if (ps->mtu && now - ps->mtu_read_ms < 1000)
+		return ps->mtu;
+	ps->mtu_read_ms = now;
 	struct ifreq ifr = {0};
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ps->cfg.ifname);
 	size_t mtu = 1500;
@@ -2509,8 +2516,10 @@ void pfsyncd_status_json(const struct carpd *cd, struct evbuffer *out)
 	if (ps->peer_heard) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
+		char peer[INET6_ADDRSTRLEN] = "?";
+		inet_ntop(ps->family, ps->peer_addr, peer, sizeof(peer));
 		evbuffer_add_printf(out, "\"peer\": {\"address\": ");
-		output_json_string(out, ps->peer_addr);
+		output_json_string(out, peer);
 		evbuffer_add_printf(out, ", \"last_heard_s\": %.3f}, ",
 				    (double)(now.tv_sec - ps->peer_last_heard.tv_sec) +
 					    (double)(now.tv_nsec - ps->peer_last_heard.tv_nsec) /

@@ -49,6 +49,8 @@ done
 learned=$(json fw2 .pfsync.states_learned)
 [ "$learned" -ge "$N" ] || fail "fw2 learned $learned of $N flows live: $(json fw2 .pfsync)"
 ok "fw2 learned all $N flows as they were created ($(elapsed "$t0") s after the first)"
+[ "$(json fw2 .pfsync.peer.address)" = 192.0.2.2 ] ||
+	fail "fw2's status does not name fw1's sync address (192.0.2.2) as its pfsync peer: $(json fw2 .pfsync.peer)"
 
 # a port forward (DNAT) too: the WAN host to the WAN VIP, port 8053, forwarded to
 # the client's port 5353; fw2 must hold it with the translation

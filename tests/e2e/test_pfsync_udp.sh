@@ -62,6 +62,12 @@ run() { # run yes|no: results in $TMP/{udp4,udp6}.json and $TMP/{ping4,ping6}.tx
 		[ -n "$e" ] || fail "fw2 has no entry for the IPv4 UDP stream before the failover: $(json fw2 .pfsync)"
 		grep -q "dst=203.0.113.1 " <<<"$e" || fail "fw2's IPv4 UDP entry does not reverse the SNAT: $e"
 		ok "fw2 learned the IPv4 UDP stream with its SNAT: $e"
+		# pfsync runs over IPv6 here: fw1 sends from its link-local address
+		local ll
+		ll=$(nsx fw1 ip -6 -o addr show dev sync0 scope link | awk '{sub(/\/.*/, "", $4); print $4}')
+		[ -n "$ll" ] && [ "$(json fw2 .pfsync.peer.address)" = "$ll" ] ||
+			fail "fw2's status does not name fw1's sync address ($ll) as its pfsync peer: $(json fw2 .pfsync.peer)"
+		ok "fw2 names fw1 ($ll) as its pfsync peer"
 		e=$(nsx fw2 conntrack -f ipv6 -L -p udp --dport 6002 2>/dev/null | grep "src=2001:db8:1::50" || true)
 		[ -n "$e" ] || fail "fw2 has no entry for the IPv6 UDP stream"
 		ok "fw2 learned the IPv6 UDP stream: $e"
