@@ -32,8 +32,10 @@ struct pfsync_counters {
 	 * to the next scan) */
 	uint64_t partial_events;
 	/* bulk update flow control (INS_ACK of progress): acknowledgements that
-	 * moved our window as a sender, and that we sent as a receiver */
-	uint64_t bulk_acked, bulk_acks_sent;
+	 * moved our window as a sender, that matched no packet in flight while we
+	 * sent one (the window cannot move: the slow pace follows), and that we
+	 * sent as a receiver */
+	uint64_t bulk_acked, bulk_acks_unmatched, bulk_acks_sent;
 };
 
 int pfsyncd_start(struct carpd *cd);
