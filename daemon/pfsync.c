@@ -136,30 +136,40 @@ _Static_assert((FLOW_SEEN_REPLY | FLOW_ASSURED) <= UINT8_MAX, "lflow.status is 8
 struct rflow;
 /* a pf state learned from a peer: a struct pf_view packed (rstate_view() and
  * rstate_store() convert), its interface name interned in ps->ifnames and its
- * addresses as long as its family needs (4 x 4 bytes for IPv4, not 4 x 16) */
+ * addresses as long as its family needs (4 x 4 bytes for IPv4, not 4 x 16). 56
+ * bytes for IPv4 (malloc's 64-byte chunk; 64 bytes took an 80-byte one), 104 for
+ * IPv6: a learned connection is two of them. */
 struct rstate {
 	/* the key in ps->rstates: the first RSTATE_KEYLEN bytes of a struct sid, without its
 	 * padding */
 	uint64_t id;
 	uint32_t creatorid;
-	uint32_t orphaned_at; /* now_s() when rf became NULL: the other state of its
-				 connection went first; its own DEL_C normally follows */
+	union {
+		uint32_t expire;      /* while rf is set */
+		uint32_t orphaned_at; /* now_s() when rf became NULL: the other state of its
+					 connection went first; its own DEL_C normally
+					 follows (an update that takes it back stores
+					 expire again) */
+	};
 	struct rflow *rf;
-	uint32_t expire;
 	uint16_t state_flags;
-	uint16_t ifname; /* index into ps->ifnames */
-	uint8_t af, proto, direction, timeout;
-	struct pf_peer src, dst;
+	uint8_t proto, timeout;
+	/* index into ps->ifnames; AF_INET6 or AF_INET; PF_IN or PF_OUT; the peers'
+	 * pf_peer.state (TCPS_*, at most PF_TCPS_PROXY_DST) and wscale (shift, and
+	 * PF_WSCALE_FLAG as bit 4) */
+	uint32_t ifname : 11, v6 : 1, direction : 2, src_state : 4, dst_state : 4, src_ws : 5,
+		dst_ws : 5;
 	uint16_t port[2][2]; /* key[k].port[i] */
 	uint8_t addr[];	     /* key[k].addr[i] at (2k + i) * alen */
 };
+_Static_assert(offsetof(struct rstate, addr) == 40, "struct rstate is packed as it says");
 
 #define RSTATE_KEYLEN 12 /* id and creatorid */
 _Static_assert(offsetof(struct rstate, creatorid) == offsetof(struct rstate, id) + 8 &&
 		       offsetof(struct sid, creatorid) == offsetof(struct sid, id) + 8 &&
 		       offsetof(struct sid, id) == 0,
 	       "struct rstate's key is laid out as the start of struct sid");
-#define RSTATE_IFNAMES_MAX 4096 /* distinct interface names learned states carry */
+#define RSTATE_IFNAMES_MAX 2048 /* distinct interface names learned states carry */
 
 /* index of half-known translations: a first state that translates and waits for
  * the state continuing it (DNAT), keyed by its translated tuple. Allocated only
@@ -336,6 +346,35 @@ static size_t rstate_alen(uint8_t af)
 	return af == AF_INET6 ? 16 : 4;
 }
 
+static uint8_t rs_af(const struct rstate *rs)
+{
+	return rs->v6 ? AF_INET6 : AF_INET;
+}
+
+static struct pf_peer rs_peer(unsigned state, unsigned ws)
+{
+	return (struct pf_peer){
+		.state = (uint8_t)state,
+		.wscale = (uint8_t)((ws & PF_WSCALE_MASK) | (ws & 0x10 ? PF_WSCALE_FLAG : 0))};
+}
+
+/* a peer's state as rstate packs it, or -1 when it does not fit */
+static int rs_ws(const struct pf_peer *p)
+{
+	if (p->state > 15 || (p->wscale & ~(PF_WSCALE_MASK | PF_WSCALE_FLAG)))
+		return -1;
+	return (p->wscale & PF_WSCALE_MASK) | (p->wscale & PF_WSCALE_FLAG ? 0x10 : 0);
+}
+
+/* the peers of a learned state (the ones rstate_store() accepted) */
+static void rs_set_peers(struct rstate *rs, const struct pf_peer *src, const struct pf_peer *dst)
+{
+	rs->src_state = src->state & 15;
+	rs->src_ws = (unsigned)rs_ws(src) & 31;
+	rs->dst_state = dst->state & 15;
+	rs->dst_ws = (unsigned)rs_ws(dst) & 31;
+}
+
 static struct rstate *rstate_alloc(uint8_t af)
 {
 	return calloc(1, offsetof(struct rstate, addr) + 4 * rstate_alen(af));
@@ -343,11 +382,11 @@ static struct rstate *rstate_alloc(uint8_t af)
 
 static void rstate_view(const struct pfsyncd *ps, const struct rstate *rs, struct pf_view *v)
 {
-	size_t alen = rstate_alen(rs->af);
+	size_t alen = rstate_alen(rs_af(rs));
 	memset(v, 0, sizeof(*v));
 	v->id = rs->id;
 	v->creatorid = rs->creatorid;
-	v->af = rs->af;
+	v->af = rs_af(rs);
 	v->proto = rs->proto;
 	v->direction = rs->direction;
 	memcpy(v->ifname, ps->ifnames[rs->ifname], sizeof(v->ifname));
@@ -357,17 +396,21 @@ static void rstate_view(const struct pfsyncd *ps, const struct rstate *rs, struc
 			       alen);
 			v->key[k].port[i] = rs->port[k][i];
 		}
-	v->src = rs->src;
-	v->dst = rs->dst;
+	v->src = rs_peer(rs->src_state, rs->src_ws);
+	v->dst = rs_peer(rs->dst_state, rs->dst_ws);
 	v->timeout = rs->timeout;
-	v->expire = rs->expire;
+	v->expire = rs->expire; /* an orphan's is its orphaned_at: only its keys are read */
 	v->state_flags = rs->state_flags;
 }
 
 /* Pack v into rs, which has its family (rstate_alloc()); false, counted, when its
- * interface name is one too many. */
+ * interface name is one too many or a field does not fit its packed size. */
 static bool rstate_store(struct pfsyncd *ps, struct rstate *rs, const struct pf_view *v)
 {
+	if (rs_ws(&v->src) < 0 || rs_ws(&v->dst) < 0 || v->direction > 3) {
+		ps->c.badval++;
+		return false;
+	}
 	size_t n;
 	for (n = 0; n < ps->nifnames; n++)
 		if (!memcmp(ps->ifnames[n], v->ifname, sizeof(v->ifname)))
@@ -384,18 +427,17 @@ static bool rstate_store(struct pfsyncd *ps, struct rstate *rs, const struct pf_
 		memcpy(grown[n], v->ifname, sizeof(grown[n]));
 		ps->nifnames++;
 	}
-	size_t alen = rstate_alen(rs->af);
-	rs->ifname = (uint16_t)n;
+	size_t alen = rstate_alen(rs_af(rs));
+	rs->ifname = (uint32_t)n & 2047;
 	rs->proto = v->proto;
-	rs->direction = v->direction;
+	rs->direction = v->direction & 3;
 	for (int k = 0; k < 2; k++)
 		for (int i = 0; i < 2; i++) {
 			memcpy(rs->addr + (size_t)(2 * k + i) * alen, v->key[k].addr[i].bytes,
 			       alen);
 			rs->port[k][i] = v->key[k].port[i];
 		}
-	rs->src = v->src;
-	rs->dst = v->dst;
+	rs_set_peers(rs, &v->src, &v->dst);
 	rs->timeout = v->timeout;
 	rs->expire = v->expire;
 	rs->state_flags = v->state_flags;
@@ -1033,8 +1075,9 @@ static void learned_refresh_views(struct rflow *rf, const struct flow *f)
 	for (int i = 0; i < 2 && i < n; i++) {
 		if (!rs[i])
 			continue;
-		rs[i]->src = st[i].src;
-		rs[i]->dst = st[i].dst;
+		if (rs_ws(&st[i].src) < 0 || rs_ws(&st[i].dst) < 0)
+			continue; /* cannot happen: flow_to_pf() makes pf's values */
+		rs_set_peers(rs[i], &st[i].src, &st[i].dst);
 		rs[i]->timeout = st[i].timeout;
 		rs[i]->expire = 0;
 	}
@@ -1058,13 +1101,13 @@ static void learned_kernel_event(struct pfsyncd *ps, struct rflow *rf, enum ct_e
 	 * nothing else (the activity mark turned) is a refresh, once per
 	 * refresh_period() */
 	struct rstate *r0 = rf->first;
-	uint8_t before[3] = {r0 ? r0->src.state : 0, r0 ? r0->dst.state : 0, r0 ? r0->timeout : 0};
+	uint8_t before[3] = {r0 ? r0->src_state : 0, r0 ? r0->dst_state : 0, r0 ? r0->timeout : 0};
 	/* an event without the TCP state or status (a mark change) leaves the
 	 * states as they are */
 	if (!f->partial)
 		learned_refresh_views(rf, f);
 	time_t now = now_s();
-	bool changed = r0 && (before[0] != r0->src.state || before[1] != r0->dst.state ||
+	bool changed = r0 && (before[0] != r0->src_state || before[1] != r0->dst_state ||
 			      before[2] != r0->timeout);
 	rf->last_timeout = f->timeout;
 	rf->last_dump = now;
@@ -1121,7 +1164,7 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	struct pf_view v;
 	rstate_view(ps, rs, &v);
 	pf_orig_candidate(&v, &orig, &post);
-	fkey_tuple(rs->af, rs->proto, &orig, &k);
+	fkey_tuple(rs_af(rs), rs->proto, &orig, &k);
 	if (rs->rf) {
 		rflow_mark(ps, rs->rf);
 		return;
@@ -1173,7 +1216,7 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	/* or one we already have continues this one: its ORIG is our translation */
 	if (!tuple_eq(&orig, &post)) {
 		struct fkey pk;
-		fkey_tuple(rs->af, rs->proto, &post, &pk);
+		fkey_tuple(rs_af(rs), rs->proto, &post, &pk);
 		it = ptab_find(&ps->rflows, &pk);
 		if (it && !it->second) {
 			ptab_del(&ps->rflows, it);
@@ -1261,14 +1304,14 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 			return;
 		rs->id = k.id;
 		rs->creatorid = k.creatorid;
-		rs->af = v->af;
-	} else if (rs->af != v->af) {
+		rs->v6 = v->af == AF_INET6;
+	} else if (rs_af(rs) != v->af) {
 		/* its packed addresses have the size of its family; pf never changes
 		 * the keys of a state it has (an update only moves peers and timers) */
 		ps->c.badval++;
 		return;
 	} else if (!insert && v->proto == IPPROTO_TCP &&
-		   (rs->src.state > v->src.state || rs->dst.state > v->dst.state)) {
+		   (rs->src_state > v->src.state || rs->dst_state > v->dst.state)) {
 		/* FreeBSD's stale rule: states only move forward */
 		ps->c.stale++;
 		return;

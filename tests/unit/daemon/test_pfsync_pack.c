@@ -92,7 +92,7 @@ int main(void)
 			struct rstate *rs = rstate_alloc(want[i].af);
 			rs->id = want[i].id;
 			rs->creatorid = want[i].creatorid;
-			rs->af = want[i].af;
+			rs->v6 = want[i].af == AF_INET6;
 			snprintf(want[i].ifname, sizeof(want[i].ifname), "%s",
 				 i ? "vtnet0.100" : "all");
 			want[i].state_flags = 0x1234;
@@ -119,10 +119,33 @@ int main(void)
 	memset(&v, 0, sizeof(v));
 	v.af = AF_INET;
 	snprintf(v.ifname, sizeof(v.ifname), "new0");
-	rs->af = AF_INET;
+	rs->v6 = 0;
 	uint64_t before = ps.c.not_mappable;
 	CHECK(!rstate_store(&ps, rs, &v) && ps.c.not_mappable == before + 1,
 	      "an interface name beyond the table's limit: refused, counted");
+	/* peer values beyond what the packed state holds: refused, counted */
+	snprintf(v.ifname, sizeof(v.ifname), "if2");
+	before = ps.c.badval;
+	v.src.state = 16;
+	CHECK(!rstate_store(&ps, rs, &v) && ps.c.badval == before + 1,
+	      "a peer state above 15: refused, counted");
+	v.src.state = 4;
+	v.dst.wscale = 0x40;
+	CHECK(!rstate_store(&ps, rs, &v) && ps.c.badval == before + 2,
+	      "a window scale with an unknown bit: refused, counted");
+	/* the largest values that fit come back as they went */
+	v.dst.wscale = PF_WSCALE_FLAG | 14;
+	v.src.state = 13; /* PF_TCPS_PROXY_DST */
+	v.direction = 2;
+	v.proto = IPPROTO_TCP;
+	v.timeout = 255;
+	v.expire = 0xfffffffe;
+	v.state_flags = 0xffff;
+	struct pf_view back;
+	CHECK(rstate_store(&ps, rs, &v), "the largest packed values: stored");
+	rstate_view(&ps, rs, &back);
+	CHECK(!memcmp(&back, &v, sizeof(back)) && rs->ifname == 2,
+	      "the largest packed values: unpacked as packed");
 	free(rs);
 	free(ps.ifnames);
 	ptab_clear(&ps.lids);
