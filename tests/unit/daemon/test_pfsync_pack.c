@@ -147,6 +147,52 @@ int main(void)
 	CHECK(!memcmp(&back, &v, sizeof(back)) && rs->ifname == 2,
 	      "the largest packed values: unpacked as packed");
 	free(rs);
+
+	/* a learned DNAT connection: its first state translates and waits in the
+	 * index of half-known translations for the state that continues it; the
+	 * entry goes when the connection completes or is forgotten, found again
+	 * by the states' keys (the connection keeps no pointer to it), even after
+	 * a peer changed the keys of a state it had sent */
+	ptab_init(&ps.lflows, offsetof(struct lflow, key), sizeof(struct fkey));
+	ptab_init(&ps.rstates, offsetof(struct rstate, id), RSTATE_KEYLEN);
+	ptab_init(&ps.rflows, offsetof(struct rflow, key), sizeof(struct fkey));
+	ptab_init(&ps.tombs, offsetof(struct tomb, key), sizeof(struct fkey));
+	struct flow dnat = mk(AF_INET, IPPROTO_UDP, "203.0.113.254", 5353, "203.0.113.1", 8053,
+			      "198.51.100.10", 53, "203.0.113.254", 5353);
+	struct pf_view st[2];
+	int nst = flow_to_pf(&dnat, st);
+	for (int i = 0; i < nst; i++) {
+		st[i].creatorid = 0x0000f002;
+		st[i].id = 0x100 + (uint64_t)i;
+	}
+	CHECK(nst == 2, "DNAT: two pf states");
+	learned_update(&ps, &st[0], true);
+	CHECK(ps.rflows.n == 1 && HASH_COUNT(ps.rposts) == 1,
+	      "DNAT, first state learned: one connection, waiting in the half-known index");
+	learned_update(&ps, &st[1], true);
+	struct rstate *r0 = ptab_find(&ps.rstates, &(struct sid){.id = 0x100, .creatorid = 0xf002});
+	CHECK(ps.rflows.n == 1 && HASH_COUNT(ps.rposts) == 0 && r0 && r0->rf &&
+		      r0->rf->second != NULL,
+	      "DNAT, second state learned: one connection of two states, no longer half-known");
+	rflow_drop(&ps, r0->rf, false);
+	CHECK(ps.rflows.n == 0 && ps.rstates.n == 0, "the connection forgotten with its states");
+
+	learned_update(&ps, &st[0], true);
+	struct pf_view moved = st[0];
+	moved.key[0].port[0] = htons(5354); /* pf never does this */
+	moved.key[1].port[0] = htons(5354);
+	learned_update(&ps, &moved, false);
+	r0 = ptab_find(&ps.rstates, &(struct sid){.id = 0x100, .creatorid = 0xf002});
+	CHECK(r0 && r0->rf && HASH_COUNT(ps.rposts) == 1,
+	      "a state whose keys a peer changed: still half-known");
+	rflow_drop(&ps, r0->rf, false);
+	CHECK(ps.rflows.n == 0 && HASH_COUNT(ps.rposts) == 0,
+	      "forgotten: its half-known entry went with it (no entry left pointing at it)");
+	ptab_free_all(&ps.rstates);
+	ptab_clear(&ps.rflows);
+	ptab_clear(&ps.lflows);
+	ptab_clear(&ps.tombs);
+
 	free(ps.ifnames);
 	ptab_clear(&ps.lids);
 	return tap_done();
