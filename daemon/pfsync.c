@@ -105,20 +105,16 @@ _Static_assert(sizeof(struct sid) == 16, "struct sid has padding");
 /* a local conntrack entry and the pf states we announce for it. Not the states
  * themselves: they follow from the key and what the conntrack entry had when it
  * was last read (lflow_views()), which keeps a connection at a fraction of two
- * struct pf_view. */
+ * struct pf_view: 82 bytes for IPv4 (malloc's 96-byte chunk), 94 for IPv6. */
 struct lflow {
 	struct fkey key;     /* ps->lflows is by key, ps->lids by id (UPD_REQ lookups) */
 	uint64_t id;	     /* of the first state; the second's is id + 1 */
 	struct lflow *qnext; /* send queue */
-	/* the flow fields flow_to_pf() reads, as last read. Of the REPLY tuple only
-	 * the end a NAT may have changed: with xdnat its source, else its
-	 * destination; the other end is the ORIG tuple's, reversed (flow_to_pf()
-	 * maps no flow with both) */
-	union flow_addr xaddr;
-	uint32_t timeout;
-	uint32_t last_sent; /* now_s() */
-	uint32_t last_timeout;
-	uint32_t last_dump;
+	uint32_t timeout;    /* the flow fields flow_to_pf() reads, as last read */
+	uint32_t last_sent;  /* now_s() */
+	/* now_s() plus the timeout the kernel held at the last dump or event: a dump
+	 * that finds a later expiry saw traffic (see dump_each) */
+	uint32_t deadline;
 	uint16_t xport;
 	uint8_t tcp_state, wscale_orig, wscale_repl, status;
 	bool wscale_known : 1, xdnat : 1;
@@ -130,8 +126,23 @@ struct lflow {
 	bool queued : 1;
 	uint8_t nstates;
 	uint8_t pftm; /* the first state's PFTM_* timeout index */
+	/* of the REPLY tuple only the end a NAT may have changed: with xdnat its
+	 * source, else its destination (the other end is the ORIG tuple's, reversed:
+	 * flow_to_pf() maps no flow with both); as long as key.af needs */
+	uint8_t xaddr[];
 };
 _Static_assert((FLOW_SEEN_REPLY | FLOW_ASSURED) <= UINT8_MAX, "lflow.status is 8 bits");
+_Static_assert(offsetof(struct lflow, xaddr) == 78, "struct lflow is packed as it says");
+
+static size_t lflow_alen(const struct lflow *lf)
+{
+	return lf->key.af == AF_INET6 ? 16 : 4;
+}
+
+static struct lflow *lflow_alloc(uint8_t af)
+{
+	return calloc(1, offsetof(struct lflow, xaddr) + (af == AF_INET6 ? 16 : 4));
+}
 
 struct rflow;
 /* a pf state learned from a peer: a struct pf_view packed (rstate_view() and
@@ -553,14 +564,14 @@ static int lflow_views(const struct pfsyncd *ps, const struct lflow *lf, struct 
 	f.zone = lf->key.zone;
 	f.orig = lf->key.t;
 	if (lf->xdnat) {
-		f.reply.src = lf->xaddr;
+		memcpy(f.reply.src.bytes, lf->xaddr, lflow_alen(lf));
 		f.reply.sport = lf->xport;
 		f.reply.dst = f.orig.src;
 		f.reply.dport = f.orig.sport;
 	} else {
 		f.reply.src = f.orig.dst;
 		f.reply.sport = f.orig.dport;
-		f.reply.dst = lf->xaddr;
+		memcpy(f.reply.dst.bytes, lf->xaddr, lflow_alen(lf));
 		f.reply.dport = lf->xport;
 	}
 	f.tcp_state = lf->tcp_state;
@@ -600,7 +611,7 @@ static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow 
 	bool icmp = f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6;
 	lf->xdnat = memcmp(&f->reply.src, &f->orig.dst, f->af == AF_INET6 ? 16 : 4) ||
 		    (!icmp && f->reply.sport != f->orig.dport);
-	lf->xaddr = lf->xdnat ? f->reply.src : f->reply.dst;
+	memcpy(lf->xaddr, (lf->xdnat ? &f->reply.src : &f->reply.dst)->bytes, lflow_alen(lf));
 	lf->xport = lf->xdnat ? f->reply.sport : f->reply.dport;
 	lf->timeout = f->timeout;
 	lf->tcp_state = f->tcp_state;
@@ -673,11 +684,10 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *event)
 				lflow_enqueue(ps, lf, false);
 			}
 		}
-		lf->last_timeout = f->timeout;
-		lf->last_dump = now;
+		lf->deadline = (uint32_t)(now + f->timeout);
 		return lf;
 	}
-	lf = calloc(1, sizeof(*lf));
+	lf = lflow_alloc(f->af);
 	if (!lf)
 		return NULL;
 	lf->key = k;
@@ -687,8 +697,7 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *event)
 	}
 	lf->q_ins = true;
 	lf->seen = true; /* a refresh dump that runs now may have passed it already */
-	lf->last_timeout = f->timeout;
-	lf->last_dump = now_s();
+	lf->deadline = (uint32_t)(now_s() + f->timeout);
 	if (ptab_add(&ps->lflows, lf) < 0) {
 		ptab_del(&ps->lids, lf);
 		free(lf);
@@ -803,16 +812,14 @@ static void dump_each(void *arg, const struct flow *f)
 	/* conntrack sends no event per packet: a timeout that went up since the last
 	 * dump means the connection carried traffic; tell the peers so that their copy
 	 * does not expire (pf refreshes a state's expiry on every UPD / UPD_C). */
-	time_t elapsed = dc->now - lf->last_dump;
-	bool active = (int64_t)f->timeout + 1 > (int64_t)lf->last_timeout - elapsed;
+	bool active = (int64_t)dc->now + f->timeout + 1 > (int64_t)lf->deadline;
 	if (active && dc->now - lf->last_sent >= refresh_period(lf->pftm)) {
 		if (lflow_build(ps, lf, f)) {
 			lf->q_upd = true;
 			lflow_enqueue(ps, lf, false);
 		}
 	}
-	lf->last_timeout = f->timeout;
-	lf->last_dump = dc->now;
+	lf->deadline = (uint32_t)(dc->now + f->timeout);
 }
 
 static void rflow_drop(struct pfsyncd *ps, struct rflow *rf, bool announce);

@@ -66,17 +66,19 @@ int main(void)
 	};
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		char what[96];
-		struct lflow lf;
-		memset(&lf, 0, sizeof(lf));
-		fkey_of(&cases[c].f, &lf.key);
-		bool built = lflow_build(&ps, &lf, &cases[c].f);
+		/* as long as its family needs, as carpd allocates it */
+		struct lflow *lfp = lflow_alloc(cases[c].f.af);
+		if (!CHECK(lfp != NULL, "memory for an lflow"))
+			continue;
+		fkey_of(&cases[c].f, &lfp->key);
+		bool built = lflow_build(&ps, lfp, &cases[c].f);
 		struct pf_view want[2], got[2];
 		int n = flow_to_pf(&cases[c].f, want);
 		for (int i = 0; i < n; i++) {
-			want[i].id = lf.id + (uint64_t)i;
+			want[i].id = lfp->id + (uint64_t)i;
 			want[i].creatorid = ps.creatorid;
 		}
-		int m = built ? lflow_views(&ps, &lf, got) : 0;
+		int m = built ? lflow_views(&ps, lfp, got) : 0;
 		snprintf(what, sizeof(what), "lflow %s: %d states, as flow_to_pf makes them",
 			 cases[c].name, n);
 		CHECK(built && n == 2 && m == n && views_equal(&want[0], &got[0]) &&
@@ -84,8 +86,9 @@ int main(void)
 		      what);
 		snprintf(what, sizeof(what), "lflow %s: ids in a pair, the first even",
 			 cases[c].name);
-		CHECK(lf.id % 2 == 0 && ptab_find(&ps.lids, &lf.id) == &lf, what);
-		ptab_del(&ps.lids, &lf);
+		CHECK(lfp->id % 2 == 0 && ptab_find(&ps.lids, &lfp->id) == lfp, what);
+		ptab_del(&ps.lids, lfp);
+		free(lfp);
 
 		/* the same states learned by a peer */
 		for (int i = 0; i < n; i++) {
