@@ -364,6 +364,7 @@ static uint8_t rs_af(const struct rstate *rs)
 	return rs->v6 ? AF_INET6 : AF_INET;
 }
 
+/* a packed peer back as pf has it (rs_ws() undone) */
 static struct pf_peer rs_peer(unsigned state, unsigned ws)
 {
 	return (struct pf_peer){
@@ -371,7 +372,8 @@ static struct pf_peer rs_peer(unsigned state, unsigned ws)
 		.wscale = (uint8_t)((ws & PF_WSCALE_MASK) | (ws & 0x10 ? PF_WSCALE_FLAG : 0))};
 }
 
-/* a peer's state as rstate packs it, or -1 when it does not fit */
+/* a peer's window scale as rstate packs it (the shift, PF_WSCALE_FLAG as bit 4),
+ * or -1 when the peer's state or window scale does not fit its bits */
 static int rs_ws(const struct pf_peer *p)
 {
 	if (p->state > 15 || (p->wscale & ~(PF_WSCALE_MASK | PF_WSCALE_FLAG)))
