@@ -102,6 +102,12 @@ struct sid {
 };
 _Static_assert(sizeof(struct sid) == 16, "struct sid has padding");
 
+/* the bytes of an address of this family: what the packed structures keep */
+static size_t af_alen(uint8_t af)
+{
+	return af == AF_INET6 ? 16 : 4;
+}
+
 /* a local conntrack entry and the pf states we announce for it. Not the states
  * themselves: they follow from the key and what the conntrack entry had when it
  * was last read (lflow_views()), which keeps a connection at a fraction of two
@@ -134,14 +140,9 @@ struct lflow {
 _Static_assert((FLOW_SEEN_REPLY | FLOW_ASSURED) <= UINT8_MAX, "lflow.status is 8 bits");
 _Static_assert(offsetof(struct lflow, xaddr) == 78, "struct lflow is packed as it says");
 
-static size_t lflow_alen(const struct lflow *lf)
-{
-	return lf->key.af == AF_INET6 ? 16 : 4;
-}
-
 static struct lflow *lflow_alloc(uint8_t af)
 {
-	return calloc(1, offsetof(struct lflow, xaddr) + (af == AF_INET6 ? 16 : 4));
+	return calloc(1, offsetof(struct lflow, xaddr) + af_alen(af));
 }
 
 struct rflow;
@@ -208,9 +209,10 @@ struct rflow {
 	 * the creator's ids, as pf does for states it imported */
 	bool active : 1;
 	bool queued : 1, q_full : 1, seen : 1;
-	uint32_t last_sent;    /* now_s() */
-	uint32_t last_timeout; /* what the kernel held at the last dump or write */
-	uint32_t last_dump;
+	uint32_t last_sent; /* now_s() */
+	/* now_s() plus the timeout the kernel held at the last dump, event or write
+	 * (as struct lflow's) */
+	uint32_t deadline;
 };
 
 /* A connection we forgot (it ended, or its peer deleted it) while a refresh dump
@@ -354,11 +356,6 @@ static void fkey_tuple(uint8_t af, uint8_t proto, const struct flow_tuple *t, st
 
 /* ---- learned states, packed ----------------------------------------------------- */
 
-static size_t rstate_alen(uint8_t af)
-{
-	return af == AF_INET6 ? 16 : 4;
-}
-
 static uint8_t rs_af(const struct rstate *rs)
 {
 	return rs->v6 ? AF_INET6 : AF_INET;
@@ -392,12 +389,12 @@ static void rs_set_peers(struct rstate *rs, const struct pf_peer *src, const str
 
 static struct rstate *rstate_alloc(uint8_t af)
 {
-	return calloc(1, offsetof(struct rstate, addr) + 4 * rstate_alen(af));
+	return calloc(1, offsetof(struct rstate, addr) + 4 * af_alen(af));
 }
 
 static void rstate_view(const struct pfsyncd *ps, const struct rstate *rs, struct pf_view *v)
 {
-	size_t alen = rstate_alen(rs_af(rs));
+	size_t alen = af_alen(rs_af(rs));
 	memset(v, 0, sizeof(*v));
 	v->id = rs->id;
 	v->creatorid = rs->creatorid;
@@ -442,7 +439,7 @@ static bool rstate_store(struct pfsyncd *ps, struct rstate *rs, const struct pf_
 		memcpy(grown[n], v->ifname, sizeof(grown[n]));
 		ps->nifnames++;
 	}
-	size_t alen = rstate_alen(rs_af(rs));
+	size_t alen = af_alen(rs_af(rs));
 	rs->ifname = (uint32_t)n & 2047;
 	rs->proto = v->proto;
 	rs->direction = v->direction & 3;
@@ -566,14 +563,14 @@ static int lflow_views(const struct pfsyncd *ps, const struct lflow *lf, struct 
 	f.zone = lf->key.zone;
 	f.orig = lf->key.t;
 	if (lf->xdnat) {
-		memcpy(f.reply.src.bytes, lf->xaddr, lflow_alen(lf));
+		memcpy(f.reply.src.bytes, lf->xaddr, af_alen(lf->key.af));
 		f.reply.sport = lf->xport;
 		f.reply.dst = f.orig.src;
 		f.reply.dport = f.orig.sport;
 	} else {
 		f.reply.src = f.orig.dst;
 		f.reply.sport = f.orig.dport;
-		memcpy(f.reply.dst.bytes, lf->xaddr, lflow_alen(lf));
+		memcpy(f.reply.dst.bytes, lf->xaddr, af_alen(lf->key.af));
 		f.reply.dport = lf->xport;
 	}
 	f.tcp_state = lf->tcp_state;
@@ -611,9 +608,9 @@ static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow 
 	}
 	/* ICMP: flow_to_pf() reads no REPLY port */
 	bool icmp = f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6;
-	lf->xdnat = memcmp(&f->reply.src, &f->orig.dst, f->af == AF_INET6 ? 16 : 4) ||
+	lf->xdnat = memcmp(&f->reply.src, &f->orig.dst, af_alen(f->af)) ||
 		    (!icmp && f->reply.sport != f->orig.dport);
-	memcpy(lf->xaddr, (lf->xdnat ? &f->reply.src : &f->reply.dst)->bytes, lflow_alen(lf));
+	memcpy(lf->xaddr, (lf->xdnat ? &f->reply.src : &f->reply.dst)->bytes, af_alen(lf->key.af));
 	lf->xport = lf->xdnat ? f->reply.sport : f->reply.dport;
 	lf->timeout = f->timeout;
 	lf->tcp_state = f->tcp_state;
@@ -968,6 +965,20 @@ static void rflow_mark(struct pfsyncd *ps, struct rflow *rf)
 	}
 }
 
+/* The key in ps->rposts of a learned state: its translated tuple; false when it
+ * translates nothing. */
+static bool post_key(const struct pfsyncd *ps, const struct rstate *rs, struct fkey *k)
+{
+	struct flow_tuple fo, fp;
+	struct pf_view v;
+	rstate_view(ps, rs, &v);
+	pf_orig_candidate(&v, &fo, &fp);
+	if (tuple_eq(&fo, &fp))
+		return false;
+	fkey_tuple(v.af, v.proto, &fp, k);
+	return true;
+}
+
 /* The entry of rf in ps->rposts: keyed by the translated tuple of the state that
  * was its first when it was made, which is still its first or, since a state
  * went in front of it, its second. */
@@ -975,15 +986,10 @@ static struct rpost *rflow_post(struct pfsyncd *ps, const struct rflow *rf)
 {
 	const struct rstate *st[2] = {rf->first, rf->second};
 	for (int i = 0; i < 2; i++) {
-		if (!st[i])
-			continue;
-		struct pf_view v;
-		struct flow_tuple fo, fp;
 		struct fkey k;
 		struct rpost *p;
-		rstate_view(ps, st[i], &v);
-		pf_orig_candidate(&v, &fo, &fp);
-		fkey_tuple(v.af, v.proto, &fp, &k);
+		if (!st[i] || !post_key(ps, st[i], &k))
+			continue;
 		HASH_FIND(hh, ps->rposts, &k, sizeof(k), p);
 		if (p && p->rf == rf)
 			return p;
@@ -1050,18 +1056,13 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 static void rflow_reindex_post(struct pfsyncd *ps, struct rflow *rf)
 {
 	rflow_unpost(ps, rf);
-	if (rf->second || !rf->first)
-		return;
-	struct flow_tuple fo, fp;
-	struct pf_view v;
-	rstate_view(ps, rf->first, &v);
-	pf_orig_candidate(&v, &fo, &fp);
-	if (tuple_eq(&fo, &fp))
+	struct fkey k;
+	if (rf->second || !rf->first || !post_key(ps, rf->first, &k))
 		return;
 	struct rpost *p = malloc(sizeof(*p));
 	if (!p)
 		return; /* not indexed: its second state starts a connection of its own */
-	fkey_tuple(v.af, v.proto, &fp, &p->key);
+	p->key = k;
 	p->rf = rf;
 	HASH_ADD(hh, ps->rposts, key, sizeof(p->key), p);
 	rf->posted = true;
@@ -1156,8 +1157,7 @@ static void learned_kernel_event(struct pfsyncd *ps, struct rflow *rf, enum ct_e
 	time_t now = now_s();
 	bool changed = r0 && (before[0] != r0->src_state || before[1] != r0->dst_state ||
 			      before[2] != r0->timeout);
-	rf->last_timeout = f->timeout;
-	rf->last_dump = now;
+	rf->deadline = (uint32_t)(now + f->timeout);
 	if (changed || !r0 || now - rf->last_sent >= refresh_period(r0->timeout))
 		rflow_enqueue(ps, rf, false);
 }
@@ -1170,8 +1170,7 @@ static void learned_dump_each(struct pfsyncd *ps, struct rflow *rf, const struct
 			      time_t now)
 {
 	rf->seen = true;
-	time_t elapsed = now - rf->last_dump;
-	bool traffic = (int64_t)f->timeout > (int64_t)rf->last_timeout - elapsed + 1;
+	bool traffic = (int64_t)now + f->timeout > (int64_t)rf->deadline + 1;
 	if (traffic)
 		rf->active = true;
 	if (rf->active && traffic && rf->first &&
@@ -1179,8 +1178,7 @@ static void learned_dump_each(struct pfsyncd *ps, struct rflow *rf, const struct
 		learned_refresh_views(rf, f);
 		rflow_enqueue(ps, rf, false);
 	}
-	rf->last_timeout = f->timeout;
-	rf->last_dump = now;
+	rf->deadline = (uint32_t)(now + f->timeout);
 }
 
 static struct rflow *rflow_new(struct pfsyncd *ps, const struct fkey *k, struct rstate *first)
@@ -1297,8 +1295,7 @@ static void commit_dirty(struct pfsyncd *ps)
 			ps->c.not_mappable++;
 			continue;
 		}
-		rf->last_timeout = f.timeout;
-		rf->last_dump = now_s();
+		rf->deadline = (uint32_t)(now_s() + f.timeout);
 		if (ct_batch_add(ps->ct, &f, rf->written) < 0) {
 			ps->c.inject_errors++;
 			char buf[256];
@@ -1687,7 +1684,7 @@ static int handle_packet(struct pfsyncd *ps, const uint8_t *p, size_t len);
 
 static void view_to_state(const struct pf_view *v, struct pfsync_state *s)
 {
-	size_t alen = v->af == AF_INET6 ? 16 : 4;
+	size_t alen = af_alen(v->af);
 	pfsync_state_defaults(s);
 	s->id = v->id;
 	s->creatorid = v->creatorid;
@@ -1724,7 +1721,7 @@ static int state_to_view(const struct pfsync_state *s, struct pf_view *v)
 		v->af = AF_INET6;
 	else
 		return -1;
-	size_t alen = v->af == AF_INET6 ? 16 : 4;
+	size_t alen = af_alen(v->af);
 	v->id = s->id;
 	v->creatorid = s->creatorid;
 	v->proto = s->key[0].proto;
