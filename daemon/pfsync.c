@@ -83,6 +83,57 @@
 #define DEFER_MS      20   /* net.pfsync.defer_delay */
 #define DEFER_MAX     1024 /* held packets; the oldest goes when full (FreeBSD: 128 a bucket) */
 
+/* A queue of entries (a stack: the last in goes out first, as a list pushed
+ * and popped at its head would). Not a pointer in each entry: a queue holds a
+ * few of them at a time, the tables hold them all, and 8 bytes in every
+ * replicated connection is more than its array ever takes. */
+struct pvec {
+	void **v;
+	size_t n, cap;
+};
+
+#define PVEC_KEEP 1024 /* entries an emptied queue keeps room for */
+
+/* false when out of memory (the entry is not queued) */
+static bool pvec_push(struct pvec *q, void *e)
+{
+	if (q->n == q->cap) {
+		size_t ncap = q->cap ? q->cap * 2 : 64;
+		void **nv = realloc(q->v, ncap * sizeof(*nv));
+		if (!nv)
+			return false;
+		q->v = nv;
+		q->cap = ncap;
+	}
+	q->v[q->n++] = e;
+	return true;
+}
+
+static void *pvec_top(const struct pvec *q)
+{
+	return q->n ? q->v[q->n - 1] : NULL;
+}
+
+/* Remove e, keeping the others' order: from the top, where the latest are. */
+static void pvec_remove(struct pvec *q, const void *e)
+{
+	for (size_t i = q->n; i-- > 0;)
+		if (q->v[i] == e) {
+			memmove(&q->v[i], &q->v[i + 1], (q->n - i - 1) * sizeof(*q->v));
+			q->n--;
+			return;
+		}
+}
+
+/* an empty queue gives back what a burst (a bulk update) made it take */
+static void pvec_trim(struct pvec *q)
+{
+	if (q->n == 0 && q->cap > PVEC_KEEP) {
+		free(q->v);
+		*q = (struct pvec){0};
+	}
+}
+
 /* the identity of a conntrack entry: af, protocol and ORIG tuple */
 struct fkey {
 	uint8_t af, proto;
@@ -111,26 +162,27 @@ static size_t af_alen(uint8_t af)
 /* a local conntrack entry and the pf states we announce for it. Not the states
  * themselves: they follow from the key and what the conntrack entry had when it
  * was last read (lflow_views()), which keeps a connection at a fraction of two
- * struct pf_view: 82 bytes for IPv4 (malloc's 96-byte chunk), 94 for IPv6. */
+ * struct pf_view: 72 bytes for IPv4 (malloc's 80-byte chunk: 73 would take 96),
+ * 84 for IPv6. */
 struct lflow {
-	struct fkey key;     /* ps->lflows is by key, ps->lids by id (UPD_REQ lookups) */
-	uint64_t id;	     /* of the first state; the second's is id + 1 */
-	struct lflow *qnext; /* send queue */
-	uint32_t timeout;    /* the flow fields flow_to_pf() reads, as last read */
-	uint32_t last_sent;  /* now_s() */
+	struct fkey key;    /* ps->lflows is by key, ps->lids by id (UPD_REQ lookups) */
+	uint64_t id;	    /* of the first state; the second's is id + 1 */
+	uint32_t timeout;   /* the flow fields flow_to_pf() reads, as last read */
+	uint32_t last_sent; /* now_s() */
 	/* now_s() plus the timeout the kernel held at the last dump or event: a dump
 	 * that finds a later expiry saw traffic (see dump_each) */
 	uint32_t deadline;
 	uint16_t xport;
-	uint8_t tcp_state, wscale_orig, wscale_repl, status;
+	uint8_t tcp_state, status;
+	uint8_t wscale_orig : 4, wscale_repl : 4; /* shifts: at most 14 */
 	bool wscale_known : 1, xdnat : 1;
 	bool q_ins : 1, q_upd : 1, q_full : 1, seen : 1;
 	bool ack : 1; /* defer: the INS asks for INS_ACK */
 	/* found by a dump, no event seen yet: with nf_conntrack_events=2 an entry
 	 * created before carpd listened sends none, activity marks included */
 	bool noev : 1;
-	bool queued : 1;
-	uint8_t nstates;
+	bool queued : 1; /* in ps->lq */
+	uint8_t nstates : 2;
 	uint8_t pftm; /* the first state's PFTM_* timeout index */
 	/* of the REPLY tuple only the end a NAT may have changed: with xdnat its
 	 * source, else its destination (the other end is the ORIG tuple's, reversed:
@@ -138,7 +190,7 @@ struct lflow {
 	uint8_t xaddr[];
 };
 _Static_assert((FLOW_SEEN_REPLY | FLOW_ASSURED) <= UINT8_MAX, "lflow.status is 8 bits");
-_Static_assert(offsetof(struct lflow, xaddr) == 78, "struct lflow is packed as it says");
+_Static_assert(offsetof(struct lflow, xaddr) == 68, "struct lflow is packed as it says");
 
 static struct lflow *lflow_alloc(uint8_t af)
 {
@@ -197,9 +249,7 @@ struct rpost {
 struct rflow {
 	struct fkey key; /* in ps->rflows */
 	struct rstate *first, *second;
-	struct rflow *dnext;
-	struct rflow *qnext;
-	bool dirty : 1;
+	bool dirty : 1; /* in ps->dirty */
 	/* it has an entry in ps->rposts (rflow_post() finds it: a pointer here made
 	 * every learned connection 16 bytes bigger for the rare half-known DNAT) */
 	bool posted : 1;
@@ -208,8 +258,8 @@ struct rflow {
 	 * were, the one forwarding it): we announce its changes and its end under
 	 * the creator's ids, as pf does for states it imported */
 	bool active : 1;
-	bool queued : 1, q_full : 1, seen : 1;
-	uint32_t last_sent; /* now_s() */
+	bool queued : 1, q_full : 1, seen : 1; /* queued: in ps->rq */
+	uint32_t last_sent;		       /* now_s() */
 	/* now_s() plus the timeout the kernel held at the last dump, event or write
 	 * (as struct lflow's) */
 	uint32_t deadline;
@@ -249,13 +299,14 @@ struct pfsyncd {
 	struct ptab rstates;  /* struct rstate by id and creatorid */
 	struct ptab rflows;   /* struct rflow by key */
 	struct rpost *rposts; /* see struct rpost */
-	struct lflow *qhead;
-	struct rflow *rqhead; /* learned connections to announce */
-	struct ptab lids;     /* struct lflow by id */
-	struct ptab tombs;    /* struct tomb by key, while a refresh dump runs */
-	char (*ifnames)[16];  /* interned pf_view.ifname of learned states */
+	/* connections to announce: local ones (struct lflow), learned ones (struct
+	 * rflow) */
+	struct pvec lq, rq;
+	struct ptab lids;    /* struct lflow by id */
+	struct ptab tombs;   /* struct tomb by key, while a refresh dump runs */
+	char (*ifnames)[16]; /* interned pf_view.ifname of learned states */
 	size_t nifnames;
-	struct rflow *dirty;
+	struct pvec dirty; /* struct rflow to write to the kernel (commit_dirty()) */
 	/* small queues of ids */
 	struct sid *delq, *ureqq, *ackq;
 	size_t ndel, nureq, nack, capdel, capureq, capack;
@@ -539,9 +590,11 @@ static void tomb_add(struct pfsyncd *ps, const struct fkey *k)
 static void lflow_enqueue(struct pfsyncd *ps, struct lflow *lf, bool soon)
 {
 	if (!lf->queued) {
+		if (!pvec_push(&ps->lq, lf)) {
+			log_warn("pfsync: out of memory: a connection waits for the next refresh");
+			return;
+		}
 		lf->queued = true;
-		lf->qnext = ps->qhead;
-		ps->qhead = lf;
 		size_t msg = lf->q_ins || lf->q_full ? pfsync_state_size(ps->cfg.version)
 						     : PFSYNC_UPD_C_LEN;
 		queued_bytes(ps, lf->nstates * msg, soon ? SOON_DELAY_MS : FLUSH_DELAY_MS);
@@ -615,10 +668,10 @@ static bool lflow_build(struct pfsyncd *ps, struct lflow *lf, const struct flow 
 	lf->timeout = f->timeout;
 	lf->tcp_state = f->tcp_state;
 	lf->wscale_known = f->wscale_known;
-	lf->wscale_orig = f->wscale_orig;
-	lf->wscale_repl = f->wscale_repl;
+	lf->wscale_orig = f->wscale_orig & 0x0f; /* the kernel's are at most 14 */
+	lf->wscale_repl = f->wscale_repl & 0x0f;
 	lf->status = (uint8_t)(f->status & (FLOW_SEEN_REPLY | FLOW_ASSURED));
-	lf->nstates = (uint8_t)n;
+	lf->nstates = (uint8_t)n & 3; /* 0 to 2 */
 	lf->pftm = st[0].timeout;
 	return true;
 }
@@ -716,13 +769,8 @@ static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
 	}
 	/* An INS still queued for a connection that is already gone: send nothing at
 	 * all, as FreeBSD does. */
-	if (lf->queued) {
-		for (struct lflow **pp = &ps->qhead; *pp; pp = &(*pp)->qnext)
-			if (*pp == lf) {
-				*pp = lf->qnext;
-				break;
-			}
-	}
+	if (lf->queued)
+		pvec_remove(&ps->lq, lf);
 	if (lf->noev)
 		ps->n_noev--;
 	tomb_add(ps, &lf->key);
@@ -959,9 +1007,12 @@ static bool tuple_eq(const struct flow_tuple *a, const struct flow_tuple *b)
 static void rflow_mark(struct pfsyncd *ps, struct rflow *rf)
 {
 	if (!rf->dirty) {
+		if (!pvec_push(&ps->dirty, rf)) {
+			log_warn("pfsync: out of memory: a learned connection waits for its "
+				 "next update");
+			return;
+		}
 		rf->dirty = true;
-		rf->dnext = ps->dirty;
-		ps->dirty = rf;
 	}
 }
 
@@ -1036,17 +1087,9 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 		ps->orphans = true;
 	}
 	if (rf->dirty)
-		for (struct rflow **pp = &ps->dirty; *pp; pp = &(*pp)->dnext)
-			if (*pp == rf) {
-				*pp = rf->dnext;
-				break;
-			}
+		pvec_remove(&ps->dirty, rf);
 	if (rf->queued)
-		for (struct rflow **pp = &ps->rqhead; *pp; pp = &(*pp)->qnext)
-			if (*pp == rf) {
-				*pp = rf->qnext;
-				break;
-			}
+		pvec_remove(&ps->rq, rf);
 	rflow_unpost(ps, rf);
 	tomb_add(ps, &rf->key);
 	ptab_del(&ps->rflows, rf);
@@ -1103,9 +1146,12 @@ static void rflow_enqueue(struct pfsyncd *ps, struct rflow *rf, bool full)
 {
 	rf->q_full |= full;
 	if (!rf->queued) {
+		if (!pvec_push(&ps->rq, rf)) {
+			log_warn("pfsync: out of memory: a learned connection waits for the "
+				 "next refresh");
+			return;
+		}
 		rf->queued = true;
-		rf->qnext = ps->rqhead;
-		ps->rqhead = rf;
 		size_t msg = full ? pfsync_state_size(ps->cfg.version) : PFSYNC_UPD_C_LEN;
 		queued_bytes(ps, (rf->first ? msg : 0) + (rf->second ? msg : 0), FLUSH_DELAY_MS);
 	}
@@ -1286,9 +1332,8 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
  * entry that could be written is in the kernel. */
 static void commit_dirty(struct pfsyncd *ps)
 {
-	while (ps->dirty) {
-		struct rflow *rf = ps->dirty;
-		ps->dirty = rf->dnext;
+	while (ps->dirty.n) {
+		struct rflow *rf = ps->dirty.v[--ps->dirty.n];
 		rf->dirty = false;
 		struct flow f;
 		if (!rf->first || rflow_to_flow(ps, rf, &f) < 0) {
@@ -1305,6 +1350,7 @@ static void commit_dirty(struct pfsyncd *ps)
 		}
 		rf->written = true;
 	}
+	pvec_trim(&ps->dirty);
 	ps->c.inject_errors += ct_batch_flush(ps->ct);
 }
 
@@ -2326,21 +2372,19 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			ps->c.ack_out++;
 			any = true;
 		}
-		while (ps->qhead) {
-			struct lflow *lf = ps->qhead;
+		for (struct lflow *lf; (lf = pvec_top(&ps->lq)) != NULL;) {
 			if (!wire_add_lflow(ps, &w, lf))
 				goto full;
-			ps->qhead = lf->qnext;
+			ps->lq.n--;
 			lf->queued = false;
 			lf->q_ins = lf->q_upd = lf->q_full = lf->ack = false;
 			lf->last_sent = now;
 			any = true;
 		}
-		while (ps->rqhead) {
-			struct rflow *rf = ps->rqhead;
+		for (struct rflow *rf; (rf = pvec_top(&ps->rq)) != NULL;) {
 			if (!wire_add_rflow(ps, &w, rf))
 				goto full;
-			ps->rqhead = rf->qnext;
+			ps->rq.n--;
 			rf->queued = false;
 			rf->q_full = false;
 			rf->last_sent = now;
@@ -2396,6 +2440,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 	}
+	pvec_trim(&ps->lq);
+	pvec_trim(&ps->rq);
 }
 
 /* ---- start, stop, status ----------------------------------------------------------------- */
@@ -2600,6 +2646,9 @@ void pfsyncd_stop(struct carpd *cd)
 			event_free(evs[i]);
 	if (ps->fd >= 0)
 		close(ps->fd);
+	free(ps->lq.v);
+	free(ps->rq.v);
+	free(ps->dirty.v);
 	free(ps->delq);
 	free(ps->ureqq);
 	free(ps->ackq);
