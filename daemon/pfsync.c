@@ -245,9 +245,12 @@ struct rpost {
 };
 
 /* a conntrack entry built from learned states: first carries the ORIG tuple, second
- * (if any) the translation that follows it */
+ * (if any) the translation that follows it. 32 bytes (malloc's 48-byte chunk): no
+ * key, no queue links (struct pvec). */
 struct rflow {
-	struct fkey key; /* in ps->rflows */
+	/* in ps->rflows by the key of first's ORIG candidate (rflow_key(): holding it
+	 * took 40 bytes in every learned connection, and a chunk of malloc's twice
+	 * as large); first is never NULL */
 	struct rstate *first, *second;
 	bool dirty : 1; /* in ps->dirty */
 	/* it has an entry in ps->rposts (rflow_post() finds it: a pointer here made
@@ -264,6 +267,7 @@ struct rflow {
 	 * (as struct lflow's) */
 	uint32_t deadline;
 };
+_Static_assert(sizeof(struct rflow) <= 40, "struct rflow fits malloc's 48-byte chunk");
 
 /* A connection we forgot (it ended, or its peer deleted it) while a refresh dump
  * was running: the dump may still show it, from a datagram the kernel filled
@@ -465,6 +469,48 @@ static void rstate_view(const struct pfsyncd *ps, const struct rstate *rs, struc
 	v->expire = rs->expire; /* an orphan's is its orphaned_at: only its keys are read */
 	v->state_flags = rs->state_flags;
 }
+
+/* pf_orig_candidate() of a learned state, read from its packed keys: its ORIG
+ * candidate, or (post) its translation */
+static void rs_tuple(const struct rstate *rs, bool post, struct flow_tuple *t)
+{
+	size_t alen = af_alen(rs_af(rs));
+	bool out = rs->direction == PF_DIR_OUT;
+	int k = out == post ? PF_SK_WIRE : PF_SK_STACK;
+	int src = out ? 1 : 0, dst = !src;
+	memset(t, 0, sizeof(*t));
+	memcpy(t->src.bytes, rs->addr + (size_t)(2 * k + src) * alen, alen);
+	memcpy(t->dst.bytes, rs->addr + (size_t)(2 * k + dst) * alen, alen);
+	t->sport = rs->port[k][src];
+	t->dport = rs->port[k][dst];
+}
+
+/* Does v have the keys rs holds (same family)? What rs_tuple() reads. */
+static bool rstate_same_keys(const struct rstate *rs, const struct pf_view *v)
+{
+	size_t alen = af_alen(rs_af(rs));
+	if (rs->proto != v->proto || rs->direction != v->direction)
+		return false;
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 2; i++)
+			if (rs->port[k][i] != v->key[k].port[i] ||
+			    memcmp(rs->addr + (size_t)(2 * k + i) * alen, v->key[k].addr[i].bytes,
+				   alen))
+				return false;
+	return true;
+}
+
+/* the key of a learned connection in ps->rflows (see ptab_init_derived()) */
+static const void *rflow_key(const void *e, void *buf)
+{
+	const struct rflow *rf = e;
+	struct fkey *k = buf;
+	struct flow_tuple orig;
+	rs_tuple(rf->first, false, &orig);
+	fkey_tuple(rs_af(rf->first), rf->first->proto, &orig, k);
+	return k;
+}
+_Static_assert(sizeof(struct fkey) <= PTAB_KEY_MAX, "an rflow key fits the table's buffer");
 
 /* Pack v into rs, which has its family (rstate_alloc()); false, counted, when its
  * interface name is one too many or a field does not fit its packed size. */
@@ -1018,15 +1064,14 @@ static void rflow_mark(struct pfsyncd *ps, struct rflow *rf)
 
 /* The key in ps->rposts of a learned state: its translated tuple; false when it
  * translates nothing. */
-static bool post_key(const struct pfsyncd *ps, const struct rstate *rs, struct fkey *k)
+static bool post_key(const struct rstate *rs, struct fkey *k)
 {
 	struct flow_tuple fo, fp;
-	struct pf_view v;
-	rstate_view(ps, rs, &v);
-	pf_orig_candidate(&v, &fo, &fp);
+	rs_tuple(rs, false, &fo);
+	rs_tuple(rs, true, &fp);
 	if (tuple_eq(&fo, &fp))
 		return false;
-	fkey_tuple(v.af, v.proto, &fp, k);
+	fkey_tuple(rs_af(rs), rs->proto, &fp, k);
 	return true;
 }
 
@@ -1039,7 +1084,7 @@ static struct rpost *rflow_post(struct pfsyncd *ps, const struct rflow *rf)
 	for (int i = 0; i < 2; i++) {
 		struct fkey k;
 		struct rpost *p;
-		if (!st[i] || !post_key(ps, st[i], &k))
+		if (!st[i] || !post_key(st[i], &k))
 			continue;
 		HASH_FIND(hh, ps->rposts, &k, sizeof(k), p);
 		if (p && p->rf == rf)
@@ -1070,7 +1115,7 @@ static void rflow_unpost(struct pfsyncd *ps, struct rflow *rf)
 
 static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry)
 {
-	if (remove_entry && rf->first) {
+	if (remove_entry && rf->first && ps->ct) {
 		struct flow f;
 		if (rflow_to_flow(ps, rf, &f) == 0)
 			ct_remove(ps->ct, &f);
@@ -1091,7 +1136,9 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 	if (rf->queued)
 		pvec_remove(&ps->rq, rf);
 	rflow_unpost(ps, rf);
-	tomb_add(ps, &rf->key);
+	struct fkey key;
+	rflow_key(rf, &key);
+	tomb_add(ps, &key);
 	ptab_del(&ps->rflows, rf);
 	free(rf);
 }
@@ -1100,7 +1147,7 @@ static void rflow_reindex_post(struct pfsyncd *ps, struct rflow *rf)
 {
 	rflow_unpost(ps, rf);
 	struct fkey k;
-	if (rf->second || !rf->first || !post_key(ps, rf->first, &k))
+	if (rf->second || !rf->first || !post_key(rf->first, &k))
 		return;
 	struct rpost *p = malloc(sizeof(*p));
 	if (!p)
@@ -1227,18 +1274,17 @@ static void learned_dump_each(struct pfsyncd *ps, struct rflow *rf, const struct
 	rf->deadline = (uint32_t)(now + f->timeout);
 }
 
-static struct rflow *rflow_new(struct pfsyncd *ps, const struct fkey *k, struct rstate *first)
+static struct rflow *rflow_new(struct pfsyncd *ps, struct rstate *first)
 {
 	struct rflow *rf = calloc(1, sizeof(*rf));
 	if (!rf)
 		return NULL;
-	rf->key = *k;
-	rf->seen = true; /* a refresh dump that runs now may have passed it already */
+	rf->seen = true;   /* a refresh dump that runs now may have passed it already */
+	rf->first = first; /* its key */
 	if (ptab_add(&ps->rflows, rf) < 0) {
 		free(rf);
 		return NULL;
 	}
-	rf->first = first;
 	first->rf = rf;
 	rflow_reindex_post(ps, rf);
 	return rf;
@@ -1252,9 +1298,8 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	struct flow_tuple orig, post;
 	struct fkey k;
 	struct rflow *rf;
-	struct pf_view v;
-	rstate_view(ps, rs, &v);
-	pf_orig_candidate(&v, &orig, &post);
+	rs_tuple(rs, false, &orig);
+	rs_tuple(rs, true, &post);
 	fkey_tuple(rs_af(rs), rs->proto, &orig, &k);
 	if (rs->rf) {
 		rflow_mark(ps, rs->rf);
@@ -1263,9 +1308,8 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 	rf = ptab_find(&ps->rflows, &k);
 	if (rf) {
 		struct flow_tuple fo, fp;
-		struct pf_view fv;
-		rstate_view(ps, rf->first, &fv);
-		pf_orig_candidate(&fv, &fo, &fp);
+		rs_tuple(rf->first, false, &fo);
+		rs_tuple(rf->first, true, &fp);
 		if (!rf->second && tuple_eq(&fp, &orig)) {
 			/* SNAT: IN (no translation) then OUT (the NAT) share the ORIG tuple */
 			rf->second = rs;
@@ -1283,7 +1327,7 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 			log_debug("pfsync: %016llx replaces %016llx", (unsigned long long)rs->id,
 				  (unsigned long long)rf->first->id);
 			rflow_unlink(ps, rf, false);
-			rf = rflow_new(ps, &k, rs);
+			rf = rflow_new(ps, rs);
 		}
 		if (rf) {
 			rflow_reindex_post(ps, rf);
@@ -1313,15 +1357,14 @@ static void rstate_attach(struct pfsyncd *ps, struct rstate *rs)
 			ptab_del(&ps->rflows, it);
 			it->second = it->first;
 			it->first = rs;
-			rs->rf = it;
-			it->key = k;
+			rs->rf = it;		   /* its key is now k */
 			ptab_add(&ps->rflows, it); /* cannot fail right after a ptab_del() */
 			rflow_reindex_post(ps, it);
 			rflow_mark(ps, it);
 			return;
 		}
 	}
-	rf = rflow_new(ps, &k, rs);
+	rf = rflow_new(ps, rs);
 	if (rf)
 		rflow_mark(ps, rf);
 }
@@ -1408,6 +1451,14 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 	}
 	log_debug("pfsync: %s %08x/%016llx", insert ? "INS" : "UPD", v->creatorid,
 		  (unsigned long long)v->id);
+	if (!fresh && rs->rf && !rstate_same_keys(rs, v)) {
+		/* pf never does this; the connection we built is not this one any more
+		 * (and its key in ps->rflows, made from its first state, must not change
+		 * under the table): gone, and this state attached again below */
+		log_debug("pfsync: %08x/%016llx changed its keys", v->creatorid,
+			  (unsigned long long)v->id);
+		rflow_unlink(ps, rs->rf, true);
+	}
 	if (!rstate_store(ps, rs, v)) {
 		if (fresh)
 			free(rs);
@@ -2520,7 +2571,7 @@ int pfsyncd_start(struct carpd *cd)
 	ptab_init(&ps->lflows, offsetof(struct lflow, key), sizeof(struct fkey));
 	ptab_init(&ps->lids, offsetof(struct lflow, id), sizeof(uint64_t));
 	ptab_init(&ps->rstates, offsetof(struct rstate, id), RSTATE_KEYLEN);
-	ptab_init(&ps->rflows, offsetof(struct rflow, key), sizeof(struct fkey));
+	ptab_init_derived(&ps->rflows, sizeof(struct fkey), rflow_key);
 	ptab_init(&ps->tombs, offsetof(struct tomb, key), sizeof(struct fkey));
 	ps->cd = cd;
 	ps->cfg = cd->conf->pfsync;

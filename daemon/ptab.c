@@ -2,6 +2,7 @@
 #include "daemon/ptab.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -69,6 +70,15 @@ void ptab_init(struct ptab *t, size_t key_off, size_t key_len)
 		t->seed = (uint64_t)(uintptr_t)t * 0x9e3779b97f4a7c15ULL;
 }
 
+void ptab_init_derived(struct ptab *t, size_t key_len,
+		       const void *(*key)(const void *entry, void *buf))
+{
+	if (key_len > PTAB_KEY_MAX)
+		abort(); /* a caller that cannot work: PTAB_KEY_MAX is what home() makes room for */
+	ptab_init(t, 0, key_len);
+	t->key_fn = key;
+}
+
 static uint64_t hash(const struct ptab *t, const void *key)
 {
 	const uint8_t *p = key;
@@ -87,10 +97,14 @@ static uint64_t hash(const struct ptab *t, const void *key)
 	return h ^ (h >> 32);
 }
 
-static const void *key_of(const struct ptab *t, const void *e)
+/* the key of an entry: where it holds it, or made in buf (PTAB_KEY_MAX bytes) */
+static const void *key_of(const struct ptab *t, const void *e, void *buf)
 {
-	return (const uint8_t *)e + t->key_off;
+	return t->key_fn ? t->key_fn(e, buf) : (const uint8_t *)e + t->key_off;
 }
+
+/* room for a key made by key_fn */
+#define KEY_BUF(name) _Alignas(max_align_t) unsigned char name[PTAB_KEY_MAX]
 
 /* the home slot of a hash: its top bits */
 static size_t home_of_hash(const struct ptab *t, uint64_t h)
@@ -101,7 +115,8 @@ static size_t home_of_hash(const struct ptab *t, uint64_t h)
 
 static size_t home(const struct ptab *t, const void *e)
 {
-	return home_of_hash(t, hash(t, key_of(t, e)));
+	KEY_BUF(buf);
+	return home_of_hash(t, hash(t, key_of(t, e, buf)));
 }
 
 /* the home of the entry in this slot, from its tag when the tag has the bits */
@@ -131,14 +146,16 @@ void *ptab_find(const struct ptab *t, const void *key)
 		if ((s & TAG_MASK) != tag)
 			continue;
 		void *e = addr_of(t, s);
-		if (!memcmp(key_of(t, e), key, t->key_len))
+		KEY_BUF(buf);
+		if (!memcmp(key_of(t, e, buf), key, t->key_len))
 			return e;
 	}
 }
 
 static void put(struct ptab *t, void *e)
 {
-	uint64_t h = hash(t, key_of(t, e));
+	KEY_BUF(buf);
+	uint64_t h = hash(t, key_of(t, e, buf));
 	size_t mask = t->cap - 1, i = home_of_hash(t, h);
 	while (t->slot[i])
 		i = (i + 1) & mask;

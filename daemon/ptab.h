@@ -4,7 +4,8 @@
  * uthash put a 56-byte handle in every entry (plus its buckets); this table keeps
  * one pointer per slot (open addressing, linear probing, at most 3/4 full, so 11 to
  * 21 bytes an entry) and reads each entry's key where the entry holds it: key_len
- * bytes at key_off, compared byte for byte (so keys have no padding). The hash is
+ * bytes at key_off, compared byte for byte (so keys have no padding), or as a
+ * function makes it from the entry (ptab_init_derived()). The hash is
  * seeded at random per table. Nothing is allocated until the first entry.
  *
  * A slot also holds 20 bits of its entry's hash, in the top 16 bits of the
@@ -28,11 +29,20 @@ struct ptab {
 	size_t cap;	 /* 0 or a power of 2 */
 	size_t n;
 	size_t key_off, key_len;
+	const void *(*key_fn)(const void *entry, void *buf); /* see ptab_init_derived() */
 	uint64_t seed;
 	bool untagged; /* an address used the tag bits: no tags (see above) */
 };
 
 void ptab_init(struct ptab *t, size_t key_off, size_t key_len);
+/* A table whose entries do not hold their key but make it: key() writes an
+ * entry's key_len bytes (at most PTAB_KEY_MAX) into buf, or returns where the
+ * entry keeps them. The table calls it to hash an entry it adds, moves or
+ * deletes, and to compare one a probe meets, so an entry's key must not change
+ * while it is in the table: ptab_del() it first, ptab_add() it again after. */
+#define PTAB_KEY_MAX 64
+void ptab_init_derived(struct ptab *t, size_t key_len,
+		       const void *(*key)(const void *entry, void *buf));
 /* the entry with this key, or NULL */
 void *ptab_find(const struct ptab *t, const void *key);
 /* Add an entry whose key is not in the table yet: 0, or -1 when out of memory

@@ -105,6 +105,18 @@ int main(void)
 			snprintf(what, sizeof(what), "rstate %s, state %d: unpacked as packed",
 				 cases[c].name, i);
 			CHECK(stored && !memcmp(&back, &want[i], sizeof(back)), what);
+			/* the tuples the tables are keyed by, read straight from the
+			 * packed keys (rs_tuple) as from the view (pf_orig_candidate) */
+			struct flow_tuple vo, vp, ro, rp;
+			pf_orig_candidate(&want[i], &vo, &vp);
+			rs_tuple(rs, false, &ro);
+			rs_tuple(rs, true, &rp);
+			snprintf(what, sizeof(what),
+				 "rstate %s, state %d: its ORIG candidate and translation",
+				 cases[c].name, i);
+			CHECK(tuple_eq(&vo, &ro) && tuple_eq(&vp, &rp) &&
+				      rstate_same_keys(rs, &want[i]),
+			      what);
 			free(rs);
 		}
 	}
@@ -158,7 +170,7 @@ int main(void)
 	 * a peer changed the keys of a state it had sent */
 	ptab_init(&ps.lflows, offsetof(struct lflow, key), sizeof(struct fkey));
 	ptab_init(&ps.rstates, offsetof(struct rstate, id), RSTATE_KEYLEN);
-	ptab_init(&ps.rflows, offsetof(struct rflow, key), sizeof(struct fkey));
+	ptab_init_derived(&ps.rflows, sizeof(struct fkey), rflow_key);
 	ptab_init(&ps.tombs, offsetof(struct tomb, key), sizeof(struct fkey));
 	struct flow dnat = mk(AF_INET, IPPROTO_UDP, "203.0.113.254", 5353, "203.0.113.1", 8053,
 			      "198.51.100.10", 53, "203.0.113.254", 5353);
@@ -188,6 +200,17 @@ int main(void)
 	r0 = ptab_find(&ps.rstates, &(struct sid){.id = 0x100, .creatorid = 0xf002});
 	CHECK(r0 && r0->rf && HASH_COUNT(ps.rposts) == 1,
 	      "a state whose keys a peer changed: still half-known");
+	/* the connection is keyed by its first state's keys, which changed: made
+	 * again from the state, found by the new key, not by the old one */
+	struct fkey newk, oldk;
+	struct flow_tuple to, tp;
+	pf_orig_candidate(&moved, &to, &tp);
+	fkey_tuple(AF_INET, IPPROTO_UDP, &to, &newk);
+	pf_orig_candidate(&st[0], &to, &tp);
+	fkey_tuple(AF_INET, IPPROTO_UDP, &to, &oldk);
+	CHECK(r0 && ps.rflows.n == 1 && ptab_find(&ps.rflows, &newk) == r0->rf &&
+		      ptab_find(&ps.rflows, &oldk) == NULL,
+	      "a state whose keys a peer changed: its connection found by the new keys only");
 	rflow_drop(&ps, r0->rf, false);
 	CHECK(ps.rflows.n == 0 && HASH_COUNT(ps.rposts) == 0,
 	      "forgotten: its half-known entry went with it (no entry left pointing at it)");
@@ -196,6 +219,7 @@ int main(void)
 	ptab_clear(&ps.lflows);
 	ptab_clear(&ps.tombs);
 
+	free(ps.dirty.v); /* commit_dirty() is not run: no kernel here */
 	free(ps.ifnames);
 	ptab_clear(&ps.lids);
 	return tap_done();

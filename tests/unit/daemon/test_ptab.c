@@ -29,8 +29,66 @@ static uint64_t rnd(void)
 	return rnd_state;
 }
 
+/* entries that hold no key: the table makes it from what they hold */
+struct dent {
+	_Alignas(16) uint32_t a;
+	uint16_t b;
+};
+static size_t key_calls;
+static const void *dent_key(const void *e, void *buf)
+{
+	const struct dent *d = e;
+	uint32_t *k = buf;
+	k[0] = d->a;
+	k[1] = d->b;
+	k[2] = d->a ^ 0x5a5a5a5au;
+	key_calls++;
+	return k;
+}
+
+static void derived_keys(void)
+{
+	enum { DN = 20000 };
+	struct dent *d = calloc(DN, sizeof(*d));
+	if (!CHECK(d != NULL, "memory for the derived-key table"))
+		return;
+	struct ptab t;
+	ptab_init_derived(&t, 3 * sizeof(uint32_t), dent_key);
+	int bad = 0;
+	for (int i = 0; i < DN; i++) {
+		d[i].a = (uint32_t)i * 2654435761u;
+		d[i].b = (uint16_t)(i % 5);
+		bad += ptab_add(&t, &d[i]) != 0;
+	}
+	CHECK(bad == 0 && t.n == DN && key_calls >= DN,
+	      "derived keys: every entry added, by its key");
+	for (int i = 0; i < DN; i += 3)
+		ptab_del(&t, &d[i]);
+	for (int i = 0; i < DN; i++) {
+		uint32_t k[3];
+		dent_key(&d[i], k);
+		bad += ptab_find(&t, k) != (i % 3 ? &d[i] : NULL);
+	}
+	/* a key that matches an entry's a and b but not what the table makes */
+	uint32_t wrong[3] = {d[1].a, d[1].b, d[1].a};
+	CHECK(bad == 0 && t.n == DN - (DN + 2) / 3 && ptab_find(&t, wrong) == NULL,
+	      "derived keys: found by the key made, the deleted ones not");
+	/* an entry whose key changes: out of the table, changed, back in */
+	uint32_t old[3];
+	dent_key(&d[1], old);
+	ptab_del(&t, &d[1]);
+	d[1].b = 99;
+	uint32_t now[3];
+	dent_key(&d[1], now);
+	CHECK(ptab_add(&t, &d[1]) == 0 && ptab_find(&t, now) == &d[1] && ptab_find(&t, old) == NULL,
+	      "derived keys: a changed key, deleted and added again, found by the new one only");
+	ptab_clear(&t);
+	free(d);
+}
+
 int main(void)
 {
+	derived_keys();
 	struct ptab t;
 	ptab_init(&t, offsetof(struct ent, key), sizeof(ents[0].key));
 	for (int i = 0; i < N; i++) {
