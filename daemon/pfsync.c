@@ -4,6 +4,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/ip.h>
+#include <netlink/route/link.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,8 +81,14 @@
  * window, 8 MiB lost 14% of a 100 000-state update (70 MB) sent at full speed.
  * It is a bound, not an allocation: memory is used only while packets wait. */
 #define SOCKBUF_BYTES (32 << 20)
-#define DEFER_MS      20   /* net.pfsync.defer_delay */
-#define DEFER_MAX     1024 /* held packets; the oldest goes when full (FreeBSD: 128 a bucket) */
+/* Reading: RX_SLOTS datagrams a system call, each in a slot as large as an IP
+ * packet can be (the buffer is allocated once; only what packets fill is ever
+ * touched), at most RX_BATCH a wakeup. */
+#define RX_SLOTS  16
+#define RX_SLOT	  65536
+#define RX_BATCH  64
+#define DEFER_MS  20   /* net.pfsync.defer_delay */
+#define DEFER_MAX 1024 /* held packets; the oldest goes when full (FreeBSD: 128 a bucket) */
 
 /* A queue of entries (a stack: the last in goes out first, as a list pushed
  * and popped at its head would). Not a pointer in each entry: a queue holds a
@@ -303,6 +310,7 @@ struct pfsyncd {
 	struct ptab rstates;  /* struct rstate by id and creatorid */
 	struct ptab rflows;   /* struct rflow by key */
 	struct rpost *rposts; /* see struct rpost */
+	uint8_t *rxbuf;	      /* RX_SLOTS * RX_SLOT bytes */
 	/* connections to announce: local ones (struct lflow), learned ones (struct
 	 * rflow) */
 	struct pvec lq, rq;
@@ -2201,56 +2209,77 @@ static int handle_packet(struct pfsyncd *ps, const uint8_t *p, size_t len)
 	return 0;
 }
 
+/* one datagram of the pfsync socket: for IPv4 with its IP header (a raw socket) */
+static void rx_one(struct pfsyncd *ps, const uint8_t *buf, size_t len,
+		   const struct sockaddr_storage *from)
+{
+	ps->c.ipackets++;
+	const uint8_t *p = buf;
+	int ttl;
+	const void *src;
+	if (ps->family == AF_INET) {
+		if (len < 20) {
+			ps->c.badlen++;
+			return;
+		}
+		size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
+		size_t total = (size_t)buf[2] << 8 | buf[3];
+		if (ihl < 20 || ihl > len) {
+			ps->c.badlen++;
+			return;
+		}
+		if (total < len && total >= ihl)
+			len = total;
+		ttl = buf[8];
+		src = buf + 12;
+		p += ihl;
+		len -= ihl;
+	} else {
+		ttl = PFSYNC_TTL; /* IPV6_UNICAST/MULTICAST hop limit checked by cmsg below */
+		src = &((const struct sockaddr_in6 *)from)->sin6_addr;
+	}
+	/* the only anti-spoofing pfsync has: the sender is on the link */
+	if (ttl != PFSYNC_TTL) {
+		ps->c.badttl++;
+		return;
+	}
+	if (handle_packet(ps, p, len) < 0)
+		return;
+	if (ps->bulk == BULK_PENDING && ps->bulk_started)
+		ps->bulk_rx_unacked += len;
+	ps->peer_heard = true;
+	clock_gettime(CLOCK_MONOTONIC, &ps->peer_last_heard);
+	memcpy(ps->peer_addr, src, ps->family == AF_INET ? 4 : 16);
+}
+
 static void rx_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pfsyncd *ps = arg;
-	uint8_t buf[65536];
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof(from);
-		ssize_t n =
-			recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
-		if (n < 0)
+	/* RX_SLOTS datagrams a system call (recvmmsg): one recvfrom() per packet,
+	 * and one more to find the queue empty, were most of a receiver's system
+	 * calls when connections come by the thousand a second */
+	for (int read = 0; read < RX_BATCH;) {
+		struct sockaddr_storage from[RX_SLOTS];
+		struct iovec iov[RX_SLOTS];
+		struct mmsghdr mm[RX_SLOTS];
+		for (int i = 0; i < RX_SLOTS; i++) {
+			iov[i] = (struct iovec){.iov_base = ps->rxbuf + (size_t)i * RX_SLOT,
+						.iov_len = RX_SLOT};
+			mm[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &from[i],
+							     .msg_namelen = sizeof(from[i]),
+							     .msg_iov = &iov[i],
+							     .msg_iovlen = 1}};
+		}
+		int n = recvmmsg(fd, mm, RX_SLOTS, MSG_DONTWAIT, NULL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
 			break;
-		ps->c.ipackets++;
-		const uint8_t *p = buf;
-		size_t len = (size_t)n;
-		int ttl;
-		const void *src;
-		if (ps->family == AF_INET) {
-			if (len < 20) {
-				ps->c.badlen++;
-				continue;
-			}
-			size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
-			size_t total = (size_t)buf[2] << 8 | buf[3];
-			if (ihl < 20 || ihl > len) {
-				ps->c.badlen++;
-				continue;
-			}
-			if (total < len && total >= ihl)
-				len = total;
-			ttl = buf[8];
-			src = buf + 12;
-			p += ihl;
-			len -= ihl;
-		} else {
-			ttl = PFSYNC_TTL; /* IPV6_UNICAST/MULTICAST hop limit checked by cmsg below
-					   */
-			src = &((struct sockaddr_in6 *)&from)->sin6_addr;
-		}
-		/* the only anti-spoofing pfsync has: the sender is on the link */
-		if (ttl != PFSYNC_TTL) {
-			ps->c.badttl++;
-			continue;
-		}
-		if (handle_packet(ps, p, len) < 0)
-			continue;
-		if (ps->bulk == BULK_PENDING && ps->bulk_started)
-			ps->bulk_rx_unacked += len;
-		ps->peer_heard = true;
-		clock_gettime(CLOCK_MONOTONIC, &ps->peer_last_heard);
-		memcpy(ps->peer_addr, src, ps->family == AF_INET ? 4 : 16);
+		for (int i = 0; i < n; i++)
+			rx_one(ps, iov[i].iov_base, mm[i].msg_len, &from[i]);
+		if (n < RX_SLOTS)
+			break; /* the queue was empty */
+		read += n;
 	}
 	/* the burst's learned connections, in batches */
 	commit_dirty(ps);
@@ -2278,48 +2307,95 @@ static void rx_cb(evutil_socket_t fd, short what, void *arg)
 		schedule_flush(ps, true);
 }
 
-static int send_packet(struct pfsyncd *ps, const uint8_t *buf, size_t len)
+/* The packets of one flush go out TX_SLOTS at a time (sendmmsg): a system call
+ * per packet was a third of a sender's when connections come by the thousand a
+ * second. One event loop: the slots are not shared. */
+#define TX_SLOTS 8
+static uint8_t tx_buf[TX_SLOTS][PFSYNC_MTU_MAX];
+static size_t tx_len[TX_SLOTS];
+static unsigned tx_n;
+
+/* send the packets built so far */
+static void tx_flush(struct pfsyncd *ps)
 {
-	ssize_t n;
+	union {
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} to;
+	socklen_t tolen;
+	memset(&to, 0, sizeof(to));
 	if (ps->family == AF_INET) {
-		struct sockaddr_in to = {.sin_family = AF_INET};
-		to.sin_addr.s_addr = ps->cfg.has_syncpeer ? ps->cfg.syncpeer.v4.s_addr
-							  : htonl(0xe00000f0); /* 224.0.0.240 */
-		n = sendto(ps->fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to));
+		to.v4.sin_family = AF_INET;
+		to.v4.sin_addr.s_addr = ps->cfg.has_syncpeer ? ps->cfg.syncpeer.v4.s_addr
+							     : htonl(0xe00000f0); /* 224.0.0.240 */
+		tolen = sizeof(to.v4);
 	} else {
-		struct sockaddr_in6 to = {.sin6_family = AF_INET6,
-					  .sin6_scope_id = (uint32_t)ps->ifindex};
+		to.v6.sin6_family = AF_INET6;
+		to.v6.sin6_scope_id = (uint32_t)ps->ifindex;
 		if (ps->cfg.has_syncpeer)
-			to.sin6_addr = ps->cfg.syncpeer.v6;
+			to.v6.sin6_addr = ps->cfg.syncpeer.v6;
 		else
-			inet_pton(AF_INET6, "ff12::f0", &to.sin6_addr);
-		n = sendto(ps->fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to));
+			inet_pton(AF_INET6, "ff12::f0", &to.v6.sin6_addr);
+		tolen = sizeof(to.v6);
 	}
-	if (n != (ssize_t)len) {
-		ps->c.oerrors++;
-		return -1;
+	struct iovec iov[TX_SLOTS];
+	struct mmsghdr mm[TX_SLOTS];
+	for (unsigned i = 0; i < tx_n; i++) {
+		iov[i] = (struct iovec){.iov_base = tx_buf[i], .iov_len = tx_len[i]};
+		mm[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &to,
+						     .msg_namelen = tolen,
+						     .msg_iov = &iov[i],
+						     .msg_iovlen = 1}};
 	}
-	ps->c.opackets++;
-	return 0;
+	/* sendmmsg stops at the first packet that fails: counted, and the rest tried */
+	for (unsigned at = 0; at < tx_n;) {
+		int n = sendmmsg(ps->fd, mm + at, tx_n - at, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ps->c.oerrors++;
+			at++;
+			continue;
+		}
+		for (int i = 0; i < n; i++)
+			if (mm[at + (unsigned)i].msg_len == tx_len[at + (unsigned)i])
+				ps->c.opackets++;
+			else
+				ps->c.oerrors++;
+		at += (unsigned)n;
+	}
+	tx_n = 0;
 }
 
-/* The size of the packets we send: the sync interface's MTU, read again when the
- * last reading is a second old (an operator may change it while we run; an ioctl
- * at every flush was a system call per packet at low rates). FreeBSD sizes its packets by
- * pfsync0's MTU (1500 unless set, at most the syncdev's); a jumbo-frame sync link
- * carries six times fewer packets for a bulk update, and a link below 1500 (a
- * tunnel) no longer refuses every full packet (we send with DF set). */
+/* The size of the packets we send: the sync interface's MTU, as the event loop's
+ * netlink link cache holds it (no system call per flush, and an MTU an operator
+ * lowers is seen at once: a second-old reading sent jumbo packets, refused
+ * (EMSGSIZE), for up to a second after the MTU went down, which lost most of a
+ * bulk update; e2e/test_pfsync_bulk failed one run in two). FreeBSD sizes its
+ * packets by pfsync0's MTU (1500 unless set, at most the syncdev's); a
+ * jumbo-frame sync link carries six times fewer packets for a bulk update, and a
+ * link below 1500 (a tunnel) no longer refuses every full packet (we send with DF
+ * set). Without the cache's entry, an ioctl, at most once a second. */
 static size_t sync_mtu(struct pfsyncd *ps)
 {
+	size_t mtu = 0;
+	struct rtnl_link *link =
+		ps->cd->link_cache ? rtnl_link_get(ps->cd->link_cache, ps->ifindex) : NULL;
+	if (link) {
+		mtu = rtnl_link_get_mtu(link);
+		rtnl_link_put(link);
+	}
 	uint64_t now = now_ms();
-	if (ps->mtu && now - ps->mtu_read_ms < 1000)
+	if (mtu == 0 && ps->mtu && now - ps->mtu_read_ms < 1000)
 		return ps->mtu;
-	ps->mtu_read_ms = now;
-	struct ifreq ifr = {0};
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ps->cfg.ifname);
-	size_t mtu = 1500;
-	if (ioctl(ps->fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
-		mtu = (size_t)ifr.ifr_mtu;
+	if (mtu == 0) {
+		ps->mtu_read_ms = now;
+		struct ifreq ifr = {0};
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ps->cfg.ifname);
+		mtu = 1500;
+		if (ioctl(ps->fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
+			mtu = (size_t)ifr.ifr_mtu;
+	}
 	if (mtu < PFSYNC_MTU_MIN)
 		mtu = PFSYNC_MTU_MIN;
 	if (mtu > PFSYNC_MTU_MAX)
@@ -2341,10 +2417,18 @@ static void pace_pause(struct pfsyncd *ps)
 	ps->pacing = true;
 }
 
+static void flush_burst(struct pfsyncd *ps);
+
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pfsyncd *ps = arg;
-	static uint8_t buf[PFSYNC_MTU_MAX]; /* one event loop: not reentered */
+	flush_burst(ps);
+	tx_flush(ps);
+}
+
+/* build what is queued into packets (tx_buf), as much as the pace allows */
+static void flush_burst(struct pfsyncd *ps)
+{
 	size_t cap = sync_mtu(ps) - (ps->family == AF_INET ? 20 : 40);
 	/* BURST_PACKETS a millisecond on average: a pause that lasted longer (timer
 	 * slack, the loop busy elsewhere) is made up, up to a burst more */
@@ -2402,8 +2486,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 			pace_pause(ps);
 			return;
 		}
+		if (tx_n == TX_SLOTS)
+			tx_flush(ps);
 		struct pfsync_writer w;
-		if (pfsync_writer_begin(&w, buf, cap, NULL) != PFSYNC_OK)
+		if (pfsync_writer_begin(&w, tx_buf[tx_n], cap, NULL) != PFSYNC_OK)
 			return;
 		more = false;
 		bool any = false;
@@ -2473,7 +2559,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	send:
 		if (any) {
 			size_t len = pfsync_writer_finish(&w);
-			send_packet(ps, buf, len);
+			tx_len[tx_n++] = len;
 			burst++;
 			burst_bytes += len;
 			if (bw->on) {
@@ -2518,6 +2604,9 @@ static int open_socket(struct pfsyncd *ps)
 {
 	int one = 1, zero = 0, ttl = PFSYNC_TTL, tos = PFSYNC_TOS;
 	ps->family = ps->cfg.has_syncpeer ? ps->cfg.syncpeer_family : AF_INET;
+	ps->rxbuf = malloc((size_t)RX_SLOTS * RX_SLOT);
+	if (!ps->rxbuf)
+		return -1;
 	ps->fd = socket(ps->family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, PFSYNC_PROTO);
 	if (ps->fd < 0)
 		return -1;
@@ -2697,6 +2786,7 @@ void pfsyncd_stop(struct carpd *cd)
 			event_free(evs[i]);
 	if (ps->fd >= 0)
 		close(ps->fd);
+	free(ps->rxbuf);
 	free(ps->lq.v);
 	free(ps->rq.v);
 	free(ps->dirty.v);
