@@ -48,8 +48,7 @@
  * virtual machine a system call costs microseconds. */
 #define CT_EV_SLOTS 16
 #define CT_EV_SLOT  (8u << 10)
-/* One event is one datagram of at most a page or two; a dump's datagrams are at
- * most 32 KiB. */
+/* A dump's datagrams are at most 32 KiB. */
 #define CT_RBUF_SIZE (64u << 10)
 /* A background dump (ct_dump_start) reads this many datagrams (about a hundred
  * entries each, a few tenths of a millisecond) every CT_DUMP_TICK_US: reading
@@ -416,8 +415,10 @@ static void ev_readable(evutil_socket_t fd, short what, void *arg)
 		}
 		int n = recvmmsg(fd, mm, CT_EV_SLOTS, MSG_DONTWAIT, NULL);
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR) {
+				read++;
 				continue;
+			}
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
 			if (errno == ENOBUFS) {

@@ -2271,8 +2271,10 @@ static void rx_cb(evutil_socket_t fd, short what, void *arg)
 							     .msg_iovlen = 1}};
 		}
 		int n = recvmmsg(fd, mm, RX_SLOTS, MSG_DONTWAIT, NULL);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			read++;
 			continue;
+		}
 		if (n <= 0)
 			break;
 		for (int i = 0; i < n; i++)
@@ -2347,11 +2349,10 @@ static void tx_flush(struct pfsyncd *ps)
 						     .msg_iov = &iov[i],
 						     .msg_iovlen = 1}};
 	}
-	/* sendmmsg stops at the first packet that fails: counted, and the rest tried */
+	/* sendmmsg stops at the first packet that fails: counted (as before, a
+	 * packet is not sent twice), and the rest tried */
 	for (unsigned at = 0; at < tx_n;) {
 		int n = sendmmsg(ps->fd, mm + at, tx_n - at, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n <= 0) {
 			ps->c.oerrors++;
 			at++;
