@@ -58,7 +58,9 @@ basic_v4() {
 	ip -n "$P-one" addr add 192.0.2.2/29 dev eth0
 	ip -n "$P-two" addr add 192.0.2.3/29 dev eth0
 	ip -n "$P-client" addr add 192.0.2.4/29 dev eth0
-	local t0; t0=$(ms)
+	local t0 p0 m
+	p0=$(ms)
+	t0=$(day_s)
 	carpd one 'vhid 1 on eth0 {
     address 192.0.2.1/29
 }' || return 1
@@ -66,10 +68,16 @@ basic_v4() {
     address 192.0.2.1/29
 }' || return 1
 	wait_carp one two || return 1
-	# OpenBSD regress: a MASTER within 3.1 s of start
-	local t=$(( $(ms) - t0 ))
-	[ "$t" -le 3600 ] || { die "first MASTER after $t ms"; return 1; }
-	echo "# basic_v4: MASTER $t ms after start"
+	# OpenBSD regress: a MASTER within 3.1 s of start. When, from the MASTER's
+	# log (see demote_swap: polling carpctl and jq measured itself, 3.7 s under
+	# AddressSanitizer on a VM where a process takes 10 ms to start)
+	m=one
+	[ "$(state one)" = MASTER ] || m=two
+	local t poll_ms
+	poll_ms=$(( $(ms) - p0 ))
+	t=$(awk -v a="$t0" -v u="$(log_day_s "$m" 'BACKUP -> MASTER')" 'BEGIN { t = u - a; if (t < -43200) t += 86400; printf "%d", t * 1000 }')
+	[ "$t" -ge 0 ] && [ "$t" -le 3600 ] || { die "first MASTER after $t ms"; return 1; }
+	echo "# basic_v4: MASTER $t ms after start (carpd's log; $poll_ms ms by polling carpctl)"
 	ip netns exec "$P-client" ping -c 1 -W 2 192.0.2.1 >/dev/null || { die "VIP does not answer ping"; return 1; }
 	ip -n "$P-client" neigh show 192.0.2.1 | grep -q 00:00:5e:00:01:01 || { die "client's ARP entry is not the virtual MAC"; return 1; }
 }
