@@ -405,6 +405,13 @@ size_t carpd_begin_handover(struct carpd *cd)
 			continue;
 		/* no regular advertisement from now on: the bow-out is our last word */
 		evtimer_del(vh->ad_timer);
+		/* nor a later round of gratuitous ARP / NA (at 0.5 and 2 s after taking
+		 * over): sent once the new MASTER has announced itself, it would teach the
+		 * switch our port for the virtual MAC again, and when we remove the
+		 * macvlan the clients' frames would go nowhere until the new MASTER's
+		 * next advertisement (up to advbase later) */
+		evtimer_del(vh->garp_timer);
+		vip_mute(vh);
 		carp_send_ad(vh, true);
 		/* a MASTER never hears its (silent) backups, so it cannot know whether
 		 * one is there: wait for each, up to the deadline */

@@ -516,6 +516,9 @@ static const unsigned garp_rounds_ms[] = {0, 500, 2000};
 void carp_send_garp(struct vhid *vh)
 {
 	struct carpd *cd = vh->carpd;
+	/* a node that is handing over never speaks for the virtual MAC again */
+	if (cd->handing_over)
+		return;
 	uint8_t vmac[6], frame[128];
 	carp_vmac(vh->cfg.vhid, vmac);
 	for (size_t i = 0; i < vh->cfg.naddrs; i++) {

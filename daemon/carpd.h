@@ -190,6 +190,7 @@ int vip_create(struct vhid *vh);   /* the macvlan, down, no addresses */
 void vip_destroy(struct vhid *vh); /* removes the macvlan (addresses go with it) */
 int vip_up(struct vhid *vh);	   /* addresses on, link up */
 void vip_down(struct vhid *vh);	   /* addresses off, link down */
+void vip_mute(struct vhid *vh);	   /* handing over: the kernel answers no ARP there */
 int vip_sync_addrs(struct vhid *vh, const struct conf_vhid *old);
 void vip_cleanup_stale(struct carpd *cd);
 /* Unicast frames the vhid's macvlan has received (rx_packets - rx_multicast, from

@@ -203,6 +203,18 @@ int vip_create(struct vhid *vh)
 	return 0;
 }
 
+/* A planned stop keeps the addresses until the new MASTER advertises, for the
+ * packets already on their way; but an ARP reply from here (to a broadcast request
+ * both nodes hear) would teach the switch this port for the virtual MAC again,
+ * and the clients' frames would go nowhere once the macvlan is gone. arp_ignore 8:
+ * answer no request on this interface. (No such switch exists for neighbour
+ * solicitations; the window is the ~0.1 s of the handover.) */
+void vip_mute(struct vhid *vh)
+{
+	if (vh->mv_ifindex > 0)
+		sysctl_if("ipv4", vh->mvname, "arp_ignore", "8");
+}
+
 void vip_destroy(struct vhid *vh)
 {
 	if (vh->mv_ifindex > 0) {
