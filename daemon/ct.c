@@ -54,7 +54,9 @@
  * entries each, a few tenths of a millisecond) every CT_DUMP_TICK_US: reading
  * back to back kept a core busy for the whole dump, and on a small machine the
  * other processes (the switch, the peer) waited for it. A dump of 100 000 entries
- * takes about a second. No datagram for CT_DUMP_STALL_TICKS ticks ends it. */
+ * takes about a second. The pause after a slice is at least as long as the slice
+ * (at most half a core, where an entry costs more: a slower machine, valgrind).
+ * No datagram for CT_DUMP_STALL_TICKS ticks ends it. */
 #define CT_DUMP_READS	    1
 #define CT_DUMP_TICK_US	    1000
 #define CT_DUMP_STALL_TICKS 5000
@@ -587,8 +589,12 @@ static void adump_tick(evutil_socket_t unused, short what, void *arg)
 			return;
 		}
 	}
-	ct->dump_busy_ns += mono_ns() - t0;
-	struct timeval tick = {0, CT_DUMP_TICK_US};
+	int64_t slice_ns = mono_ns() - t0;
+	ct->dump_busy_ns += slice_ns;
+	int64_t pause_us = slice_ns / 1000 > CT_DUMP_TICK_US ? slice_ns / 1000 : CT_DUMP_TICK_US;
+	if (pause_us > 1000000)
+		pause_us = 1000000;
+	struct timeval tick = {0, (suseconds_t)pause_us};
 	evtimer_add(ct->dump_ev, &tick);
 }
 
