@@ -364,7 +364,12 @@ struct pfsyncd {
 	int64_t last_dump_ms;	   /* how long the last completed one took, -1: none yet */
 	int64_t last_dump_busy_ms; /* of which reading and handling its entries */
 	bool refresh_again;	   /* events were lost while it ran: one more at once */
-	bool bulk_answer_pending;  /* a peer's bulk request waits for our first dump */
+	/* An entry was found by the current (or last) dump when its seen bit equals
+	 * this; a dump starts by flipping it, which makes every entry unseen at once
+	 * (clearing the bit entry by entry blocked the loop for tens of ms at a
+	 * million connections, long enough to miss a fast-mode advertisement). */
+	bool seen_phase;
+	bool bulk_answer_pending; /* a peer's bulk request waits for our first dump */
 	time_t bulk_sent_at;
 	bool bulk_started;	/* BUS START of the update we asked for came */
 	bool bulk_reasked;	/* asked again when a peer's own request showed it up */
@@ -802,7 +807,7 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *event)
 		return NULL;
 	}
 	lf->q_ins = true;
-	lf->seen = true; /* a refresh dump that runs now may have passed it already */
+	lf->seen = ps->seen_phase; /* a dump that runs now may have passed it already */
 	lf->deadline = (uint32_t)(now_s() + f->timeout);
 	if (ptab_add(&ps->lflows, lf) < 0) {
 		ptab_del(&ps->lids, lf);
@@ -903,13 +908,13 @@ static void dump_each(void *arg, const struct flow *f)
 			return;	       /* gone since the kernel wrote this part of the dump */
 		lf = local_new(ps, f); /* an event we missed */
 		if (lf) {
-			lf->seen = true;
+			lf->seen = ps->seen_phase;
 			lf->noev = true;
 			ps->n_noev++;
 		}
 		return;
 	}
-	lf->seen = true;
+	lf->seen = ps->seen_phase;
 	/* conntrack sends no event per packet: a timeout that went up since the last
 	 * dump means the connection carried traffic; tell the peers so that their copy
 	 * does not expire (pf refreshes a state's expiry on every UPD / UPD_C). */
@@ -938,16 +943,23 @@ static void refresh_done(void *arg, int result)
 		/* gone from the kernel without a DESTROY event we saw (connections
 		 * that began during the dump were marked seen when they began) */
 		while ((lf = ptab_next(&ps->lflows, &it)))
-			if (!lf->seen)
+			if (lf->seen != ps->seen_phase)
 				lflow_free(ps, lf, true);
 		/* learned entries the kernel no longer holds (expired, or never written):
 		 * forgotten, so memory follows the kernel; if the peer still has the
 		 * connection, its next update asks us for it again (UPD_C -> UPD_REQ) */
 		it = (struct ptab_iter){0};
-		while ((rf = ptab_next(&ps->rflows, &it)))
-			if (!rf->seen && !rf->dirty)
+		while ((rf = ptab_next(&ps->rflows, &it))) {
+			if (rf->seen == ps->seen_phase)
+				continue;
+			if (!rf->dirty)
 				rflow_drop(ps, rf, rf->active);
+			else
+				rf->seen = ps->seen_phase; /* unseen again at the next flip */
+		}
 	}
+	/* (a failed dump sweeps nothing: what it did not reach counts as seen in
+	 * the next one and is checked by the one after) */
 	ptab_free_all(&ps->tombs); /* the dump is over: nothing stale can come any more */
 	/* A dump costs about 3 µs of the daemon's time per entry (in slices a
 	 * millisecond apart, between which the loop runs; the kernel's side is most
@@ -1034,14 +1046,7 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
 		ps->refresh_again = true; /* events were lost during this dump */
 		return;
 	}
-	struct lflow *lf;
-	struct rflow *rf;
-	struct ptab_iter it = {0};
-	while ((lf = ptab_next(&ps->lflows, &it)))
-		lf->seen = false;
-	it = (struct ptab_iter){0};
-	while ((rf = ptab_next(&ps->rflows, &it)))
-		rf->seen = false;
+	ps->seen_phase = !ps->seen_phase; /* every entry unseen */
 	ps->dump_ctx = (struct dump_ctx){ps, now_s()};
 	clock_gettime(CLOCK_MONOTONIC, &ps->dump_t0);
 	/* in the background: the loop goes on between slices of the table */
@@ -1270,7 +1275,7 @@ static void learned_kernel_event(struct pfsyncd *ps, struct rflow *rf, enum ct_e
 static void learned_dump_each(struct pfsyncd *ps, struct rflow *rf, const struct flow *f,
 			      time_t now)
 {
-	rf->seen = true;
+	rf->seen = ps->seen_phase;
 	bool traffic = (int64_t)now + f->timeout > (int64_t)rf->deadline + 1;
 	if (traffic)
 		rf->active = true;
@@ -1287,8 +1292,8 @@ static struct rflow *rflow_new(struct pfsyncd *ps, struct rstate *first)
 	struct rflow *rf = calloc(1, sizeof(*rf));
 	if (!rf)
 		return NULL;
-	rf->seen = true;   /* a refresh dump that runs now may have passed it already */
-	rf->first = first; /* its key */
+	rf->seen = ps->seen_phase; /* a dump that runs now may have passed it already */
+	rf->first = first;	   /* its key */
 	if (ptab_add(&ps->rflows, rf) < 0) {
 		free(rf);
 		return NULL;
