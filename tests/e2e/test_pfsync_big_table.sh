@@ -30,6 +30,10 @@ if [ -n "${CARPD_WRAP:-}" ]; then
 	# 2-core VM that also runs the switch (every run of 5)
 	N=10000
 	skew1=60 skew2=200
+elif [[ "$(ldd "$CARPD" 2>/dev/null)" == *libasan* ]]; then
+	# under AddressSanitizer the same margin, with the whole table: every entry
+	# costs 2-3 times more, and fw2 took over once in CI's ASan pass (a 2.1 s dump)
+	skew1=60 skew2=200
 fi
 
 # room in the machine-wide table (put back at the end)
