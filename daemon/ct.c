@@ -592,8 +592,8 @@ static void adump_tick(evutil_socket_t unused, short what, void *arg)
 	int64_t slice_ns = mono_ns() - t0;
 	ct->dump_busy_ns += slice_ns;
 	int64_t pause_us = slice_ns / 1000 > CT_DUMP_TICK_US ? slice_ns / 1000 : CT_DUMP_TICK_US;
-	if (pause_us > 1000000)
-		pause_us = 1000000;
+	if (pause_us > 999999) /* a struct timeval's tv_usec */
+		pause_us = 999999;
 	struct timeval tick = {0, (suseconds_t)pause_us};
 	evtimer_add(ct->dump_ev, &tick);
 }

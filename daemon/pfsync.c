@@ -907,8 +907,7 @@ static void dump_each(void *arg, const struct flow *f)
 		if (ps->tombs.n && ptab_find(&ps->tombs, &k))
 			return;	       /* gone since the kernel wrote this part of the dump */
 		lf = local_new(ps, f); /* an event we missed */
-		if (lf) {
-			lf->seen = ps->seen_phase;
+		if (lf) {	       /* local_new() marked it seen */
 			lf->noev = true;
 			ps->n_noev++;
 		}
