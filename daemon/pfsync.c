@@ -23,6 +23,7 @@
 #include "daemon/output.h"
 #include "daemon/pfsync.h"
 #include "daemon/ptab.h"
+#include "daemon/slab.h"
 #include "proto/flow.h"
 #include "proto/pfsync.h"
 
@@ -199,9 +200,9 @@ struct lflow {
 _Static_assert((FLOW_SEEN_REPLY | FLOW_ASSURED) <= UINT8_MAX, "lflow.status is 8 bits");
 _Static_assert(offsetof(struct lflow, xaddr) == 68, "struct lflow is packed as it says");
 
-static struct lflow *lflow_alloc(uint8_t af)
+static size_t lflow_size(uint8_t af)
 {
-	return calloc(1, offsetof(struct lflow, xaddr) + af_alen(af));
+	return offsetof(struct lflow, xaddr) + af_alen(af);
 }
 
 struct rflow;
@@ -294,6 +295,9 @@ struct dump_ctx {
 struct pfsyncd {
 	struct carpd *cd;
 	struct conf_pfsync cfg;
+	/* the entries there is one of per replicated connection (slab.h): local
+	 * connections and learned states by family ([1]: IPv6), learned connections */
+	struct slab lflow_slab[2], rstate_slab[2], rflow_slab;
 	uint32_t creatorid;
 	uint64_t next_id;
 	uint64_t id_base; /* ids above it were made by this run (echo detection) */
@@ -394,6 +398,30 @@ struct pfsyncd {
 	struct pfsync_counters c;
 };
 
+static struct lflow *lflow_alloc(struct pfsyncd *ps, uint8_t af)
+{
+	return slab_alloc(&ps->lflow_slab[af == AF_INET6]);
+}
+
+static void lflow_release(struct pfsyncd *ps, struct lflow *lf)
+{
+	slab_free(&ps->lflow_slab[lf->key.af == AF_INET6], lf);
+}
+
+/* zeroed but for its family */
+static struct rstate *rstate_alloc(struct pfsyncd *ps, uint8_t af)
+{
+	struct rstate *rs = slab_alloc(&ps->rstate_slab[af == AF_INET6]);
+	if (rs)
+		rs->v6 = af == AF_INET6;
+	return rs;
+}
+
+static void rstate_release(struct pfsyncd *ps, struct rstate *rs)
+{
+	slab_free(&ps->rstate_slab[rs->v6], rs);
+}
+
 static time_t now_s(void)
 {
 	struct timespec ts;
@@ -455,9 +483,9 @@ static void rs_set_peers(struct rstate *rs, const struct pf_peer *src, const str
 	rs->dst_ws = (unsigned)rs_ws(dst) & 31;
 }
 
-static struct rstate *rstate_alloc(uint8_t af)
+static size_t rstate_size(uint8_t af)
 {
-	return calloc(1, offsetof(struct rstate, addr) + 4 * af_alen(af));
+	return offsetof(struct rstate, addr) + 4 * af_alen(af);
 }
 
 static void rstate_view(const struct pfsyncd *ps, const struct rstate *rs, struct pf_view *v)
@@ -798,12 +826,12 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *event)
 		lf->deadline = (uint32_t)(now + f->timeout);
 		return lf;
 	}
-	lf = lflow_alloc(f->af);
+	lf = lflow_alloc(ps, f->af);
 	if (!lf)
 		return NULL;
 	lf->key = k;
 	if (!lflow_build(ps, lf, f)) {
-		free(lf);
+		lflow_release(ps, lf);
 		return NULL;
 	}
 	lf->q_ins = true;
@@ -811,7 +839,7 @@ static struct lflow *local_new(struct pfsyncd *ps, const struct flow *event)
 	lf->deadline = (uint32_t)(now_s() + f->timeout);
 	if (ptab_add(&ps->lflows, lf) < 0) {
 		ptab_del(&ps->lids, lf);
-		free(lf);
+		lflow_release(ps, lf);
 		return NULL;
 	}
 	lflow_enqueue(ps, lf, true);
@@ -835,7 +863,7 @@ static void lflow_free(struct pfsyncd *ps, struct lflow *lf, bool announce)
 	tomb_add(ps, &lf->key);
 	ptab_del(&ps->lids, lf);
 	ptab_del(&ps->lflows, lf);
-	free(lf);
+	lflow_release(ps, lf);
 }
 
 static void local_destroy(struct pfsyncd *ps, const struct flow *f)
@@ -1152,7 +1180,7 @@ static void rflow_unlink(struct pfsyncd *ps, struct rflow *rf, bool remove_entry
 	rflow_key(rf, &key);
 	tomb_add(ps, &key);
 	ptab_del(&ps->rflows, rf);
-	free(rf);
+	slab_free(&ps->rflow_slab, rf);
 }
 
 static void rflow_reindex_post(struct pfsyncd *ps, struct rflow *rf)
@@ -1175,7 +1203,7 @@ static void rstate_free(struct pfsyncd *ps, struct rstate *rs)
 	if (!rs)
 		return;
 	ptab_del(&ps->rstates, rs);
-	free(rs);
+	rstate_release(ps, rs);
 }
 
 /* Forget a learned connection and its states (the kernel entry is already gone or
@@ -1288,13 +1316,13 @@ static void learned_dump_each(struct pfsyncd *ps, struct rflow *rf, const struct
 
 static struct rflow *rflow_new(struct pfsyncd *ps, struct rstate *first)
 {
-	struct rflow *rf = calloc(1, sizeof(*rf));
+	struct rflow *rf = slab_alloc(&ps->rflow_slab);
 	if (!rf)
 		return NULL;
 	rf->seen = ps->seen_phase; /* a dump that runs now may have passed it already */
 	rf->first = first;	   /* its key */
 	if (ptab_add(&ps->rflows, rf) < 0) {
-		free(rf);
+		slab_free(&ps->rflow_slab, rf);
 		return NULL;
 	}
 	first->rf = rf;
@@ -1444,12 +1472,11 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 	}
 	bool fresh = !rs;
 	if (fresh) {
-		rs = rstate_alloc(v->af);
+		rs = rstate_alloc(ps, v->af);
 		if (!rs)
 			return;
 		rs->id = k.id;
 		rs->creatorid = k.creatorid;
-		rs->v6 = v->af == AF_INET6;
 	} else if (rs_af(rs) != v->af) {
 		/* its packed addresses have the size of its family; pf never changes
 		 * the keys of a state it has (an update only moves peers and timers) */
@@ -1473,11 +1500,11 @@ static void learned_update(struct pfsyncd *ps, const struct pf_view *v, bool ins
 	}
 	if (!rstate_store(ps, rs, v)) {
 		if (fresh)
-			free(rs);
+			rstate_release(ps, rs);
 		return;
 	}
 	if (fresh && ptab_add(&ps->rstates, rs) < 0) {
-		free(rs);
+		rstate_release(ps, rs);
 		return;
 	}
 	if (!v->expire)
@@ -1518,7 +1545,7 @@ static void learned_clear(struct pfsyncd *ps, uint32_t creatorid)
 		if (rs->rf)
 			rflow_unlink(ps, rs->rf, true);
 		ptab_del(&ps->rstates, rs);
-		free(rs);
+		rstate_release(ps, rs);
 	}
 }
 
@@ -2662,6 +2689,11 @@ int pfsyncd_start(struct carpd *cd)
 	struct pfsyncd *ps = calloc(1, sizeof(*ps));
 	if (!ps)
 		return -1;
+	for (int v6 = 0; v6 < 2; v6++) {
+		slab_init(&ps->lflow_slab[v6], lflow_size(v6 ? AF_INET6 : AF_INET));
+		slab_init(&ps->rstate_slab[v6], rstate_size(v6 ? AF_INET6 : AF_INET));
+	}
+	slab_init(&ps->rflow_slab, sizeof(struct rflow));
 	ptab_init(&ps->lflows, offsetof(struct lflow, key), sizeof(struct fkey));
 	ptab_init(&ps->lids, offsetof(struct lflow, id), sizeof(uint64_t));
 	ptab_init(&ps->rstates, offsetof(struct rstate, id), RSTATE_KEYLEN);
@@ -2762,7 +2794,12 @@ void pfsyncd_stop(struct carpd *cd)
 	struct pfsyncd *ps = cd->pfsync;
 	if (!ps)
 		return;
-	ptab_free_all(&ps->lflows);
+	for (size_t i = 0; i < ps->lflows.cap; i++) {
+		struct lflow *lf = ptab_at(&ps->lflows, i);
+		if (lf)
+			lflow_release(ps, lf);
+	}
+	ptab_clear(&ps->lflows);
 	ptab_clear(&ps->lids);
 	struct rpost *p, *ptmp;
 	HASH_ITER(hh, ps->rposts, p, ptmp)
@@ -2770,9 +2807,21 @@ void pfsyncd_stop(struct carpd *cd)
 		HASH_DEL(ps->rposts, p);
 		free(p);
 	}
-	ptab_free_all(&ps->rflows);
-	ptab_free_all(&ps->rstates);
+	for (size_t i = 0; i < ps->rflows.cap; i++)
+		slab_free(&ps->rflow_slab, ptab_at(&ps->rflows, i));
+	ptab_clear(&ps->rflows);
+	for (size_t i = 0; i < ps->rstates.cap; i++) {
+		struct rstate *rs = ptab_at(&ps->rstates, i);
+		if (rs)
+			rstate_release(ps, rs);
+	}
+	ptab_clear(&ps->rstates);
 	ptab_free_all(&ps->tombs);
+	for (int v6 = 0; v6 < 2; v6++) {
+		slab_destroy(&ps->lflow_slab[v6]);
+		slab_destroy(&ps->rstate_slab[v6]);
+	}
+	slab_destroy(&ps->rflow_slab);
 	if (ps->demoted)
 		cd->demotion -= SYNC_DEMOTION;
 	if (ps->defer) {

@@ -5,36 +5,74 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #define PTAB_MIN 64
 
-/* the tag: 20 bits of the hash. Its top 16 are kept in the address's top 16
+/* the tag: 19 bits of the hash. Its top 16 are kept in the address's top 16
  * bits (zero in user-space addresses on 64-bit Linux: 47 or 48 bits, 56 only for
- * a program that asks for it); the next 4 in the address's low 4 bits (zero in
- * what malloc() returns: 16-byte aligned). None where addresses are 32 bits.
+ * a program that asks for it); the next 3 in the address's low 3 bits (zero in
+ * what malloc() returns, 16-byte aligned, and in slab.h's objects, 8-byte
+ * aligned). None where addresses are 32 bits.
  *
- * Up to 2^20 slots the tag is the hash's top 20 bits. A slot's home is the hash's
+ * Up to 2^19 slots the tag is the hash's top 19 bits. A slot's home is the hash's
  * top bits too, so the tag alone says where an entry belongs: growing the table,
  * and the shifts of a deletion, move slots without reading a single entry
  * (rehashing 200 000 entries by their keys stalled the loop for 60 ms); its bits
  * below the home's tell apart the entries of one home.
  *
- * Past 2^20 slots the top 20 bits are the same for neighbouring homes, and a probe
+ * Past 2^19 slots the top 19 bits are the same for neighbouring homes, and a probe
  * compared the key of almost every entry it met: a cache miss each, a sixth of
- * the time of a receiver learning 1 000 000 connections. There the tag is the 20
+ * the time of a receiver learning 1 000 000 connections. There the tag is the 19
  * bits right below the home's, which tell apart any two entries a probe meets;
- * growing and deletion read the keys, as they must past 2^20 anyway. */
+ * growing and deletion read the keys, as they must past 2^19 anyway. */
 #if UINTPTR_MAX == UINT64_MAX
 #define TAG_SHIFT   48
 #define TAG_HI_MASK (~(uintptr_t)0 << TAG_SHIFT)
-#define TAG_LO_MASK ((uintptr_t)15)
+#define TAG_LO_BITS 3
+#define TAG_LO_MASK (((uintptr_t)1 << TAG_LO_BITS) - 1)
 #define TAG_MASK    (TAG_HI_MASK | TAG_LO_MASK)
-#define TAG_BITS    20
+#define TAG_BITS    (64 - TAG_SHIFT + TAG_LO_BITS)
 #else
 #define TAG_MASK 0
 #define TAG_BITS 0
 #endif
+
+/* Slot arrays of this size or more are mapped and unmapped directly. From
+ * malloc() they stayed in the heap once freed: glibc raises its mmap threshold to
+ * the size of any mapped chunk freed, and from then on a table that doubled left
+ * its old array behind (a quarter of the slots' memory: 26 bytes a connection on
+ * each node at 20 000 connections); mapped, the old array goes back at once. With
+ * AddressSanitizer, malloc() still, for its checks. */
+#define SLOTS_MMAP_BYTES ((size_t)64 << 10)
+#if defined(__SANITIZE_ADDRESS__)
+#define SLOTS_NEVER_MMAP 1
+#endif
+
+static uintptr_t *slots_alloc(size_t cap)
+{
+#ifndef SLOTS_NEVER_MMAP
+	size_t bytes = cap * sizeof(uintptr_t);
+	if (bytes >= SLOTS_MMAP_BYTES) {
+		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			       0);
+		return m == MAP_FAILED ? NULL : m; /* zeroed */
+	}
+#endif
+	return calloc(cap, sizeof(uintptr_t));
+}
+
+static void slots_free(uintptr_t *slots, size_t cap)
+{
+#ifndef SLOTS_NEVER_MMAP
+	if (slots && cap * sizeof(uintptr_t) >= SLOTS_MMAP_BYTES) {
+		munmap(slots, cap * sizeof(uintptr_t));
+		return;
+	}
+#endif
+	free(slots);
+}
 
 static unsigned cap_bits(const struct ptab *t)
 {
@@ -48,7 +86,8 @@ static uintptr_t tag_of(const struct ptab *t, uint64_t h)
 	if (bits > TAG_BITS)
 		h <<= bits; /* the bits below the home's */
 	return t->untagged ? 0
-			   : ((uintptr_t)h & TAG_HI_MASK) | ((uintptr_t)(h >> 44) & TAG_LO_MASK);
+			   : ((uintptr_t)h & TAG_HI_MASK) |
+				     ((uintptr_t)(h >> (TAG_SHIFT - TAG_LO_BITS)) & TAG_LO_MASK);
 #else
 	(void)t;
 	(void)h;
@@ -125,7 +164,8 @@ static size_t slot_home(const struct ptab *t, uintptr_t s)
 #if TAG_BITS
 	unsigned bits = cap_bits(t);
 	if (!t->untagged && bits <= TAG_BITS) {
-		uint32_t top = (uint32_t)(s >> TAG_SHIFT) << 4 | (uint32_t)(s & TAG_LO_MASK);
+		uint32_t top =
+			(uint32_t)(s >> TAG_SHIFT) << TAG_LO_BITS | (uint32_t)(s & TAG_LO_MASK);
 		return (size_t)(top >> (TAG_BITS - bits));
 	}
 #endif
@@ -185,21 +225,21 @@ int ptab_add(struct ptab *t, void *e)
 		ptab_untag(t);
 	if (t->n + 1 > t->cap / 4 * 3) {
 		size_t ncap = t->cap ? t->cap * 2 : PTAB_MIN;
-		uintptr_t *ns = calloc(ncap, sizeof(*ns));
+		uintptr_t *ns = slots_alloc(ncap);
 		if (ns == NULL)
 			return -1;
 		uintptr_t *old = t->slot;
 		size_t ocap = t->cap;
 		t->slot = ns;
 		t->cap = ncap;
-		/* past 2^20 slots a tag depends on the size: each is made again */
+		/* past 2^19 slots a tag depends on the size: each is made again */
 		bool retag = cap_bits(t) > TAG_BITS && !t->untagged;
 		for (size_t i = 0; i < ocap; i++)
 			if (old[i] && retag)
 				put(t, addr_of(t, old[i]));
 			else if (old[i])
 				put_slot(t, old[i]);
-		free(old);
+		slots_free(old, ocap);
 	}
 	put(t, e);
 	t->n++;
@@ -237,9 +277,9 @@ done:
 	/* an emptied table gives its memory back, but for PTAB_MIN slots: an entry
 	 * deleted and added again (a new key) never needs an allocation */
 	if (--t->n == 0 && t->cap > PTAB_MIN) {
-		uintptr_t *ns = calloc(PTAB_MIN, sizeof(*ns));
+		uintptr_t *ns = slots_alloc(PTAB_MIN);
 		if (ns) {
-			free(t->slot);
+			slots_free(t->slot, t->cap);
 			t->slot = ns;
 			t->cap = PTAB_MIN;
 		}
@@ -248,7 +288,7 @@ done:
 
 void ptab_clear(struct ptab *t)
 {
-	free(t->slot);
+	slots_free(t->slot, t->cap);
 	t->slot = NULL;
 	t->cap = 0;
 	t->n = 0;

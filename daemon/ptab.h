@@ -8,14 +8,13 @@
  * function makes it from the entry (ptab_init_derived()). The hash is
  * seeded at random per table. Nothing is allocated until the first entry.
  *
- * A slot also holds 20 bits of its entry's hash, in the top 16 bits of the
+ * A slot also holds 19 bits of its entry's hash, in the top 16 bits of the
  * address, which user-space addresses on 64-bit Linux leave zero, and in its low
- * 4, which 16-byte alignment leaves zero: a probe reads an entry (a cache miss,
- * then a key compare) only when those bits match, so a lookup that misses rarely
- * touches any entry, and the table grows without reading its entries (up to 2^20
- * slots; past that the tag holds other bits of the hash and growing reads the keys,
- * see ptab.c). Should an address ever use those bits, the table drops the tags
- * and works as without them.
+ * 3, which 8-byte alignment leaves zero (malloc() and slab.h give at least that): a probe reads an
+ * entry (a cache miss, then a key compare) only when those bits match, so a lookup that misses
+ * rarely touches any entry, and the table grows without reading its entries (up to 2^19 slots; past
+ * that the tag holds other bits of the hash and growing reads the keys, see ptab.c). Should an
+ * address ever use those bits, the table drops the tags and works as without them.
  */
 #ifndef CARPD_PTAB_H
 #define CARPD_PTAB_H

@@ -44,6 +44,11 @@ int main(void)
 	ps.creatorid = 0x0000f001;
 	ps.next_id = 1000;
 	ptab_init(&ps.lids, offsetof(struct lflow, id), sizeof(uint64_t));
+	for (int v6 = 0; v6 < 2; v6++) {
+		slab_init(&ps.lflow_slab[v6], lflow_size(v6 ? AF_INET6 : AF_INET));
+		slab_init(&ps.rstate_slab[v6], rstate_size(v6 ? AF_INET6 : AF_INET));
+	}
+	slab_init(&ps.rflow_slab, sizeof(struct rflow));
 
 	struct {
 		const char *name;
@@ -67,7 +72,7 @@ int main(void)
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		char what[96];
 		/* as long as its family needs, as carpd allocates it */
-		struct lflow *lfp = lflow_alloc(cases[c].f.af);
+		struct lflow *lfp = lflow_alloc(&ps, cases[c].f.af);
 		if (!CHECK(lfp != NULL, "memory for an lflow"))
 			continue;
 		fkey_of(&cases[c].f, &lfp->key);
@@ -88,14 +93,17 @@ int main(void)
 			 cases[c].name);
 		CHECK(lfp->id % 2 == 0 && ptab_find(&ps.lids, &lfp->id) == lfp, what);
 		ptab_del(&ps.lids, lfp);
-		free(lfp);
+		lflow_release(&ps, lfp);
 
 		/* the same states learned by a peer */
 		for (int i = 0; i < n; i++) {
-			struct rstate *rs = rstate_alloc(want[i].af);
+			struct rstate *rs = rstate_alloc(&ps, want[i].af);
 			rs->id = want[i].id;
 			rs->creatorid = want[i].creatorid;
-			rs->v6 = want[i].af == AF_INET6;
+			snprintf(what, sizeof(what),
+				 "rstate %s, state %d: allocated with its family", cases[c].name,
+				 i);
+			CHECK(rs->v6 == (want[i].af == AF_INET6), what);
 			snprintf(want[i].ifname, sizeof(want[i].ifname), "%s",
 				 i ? "vtnet0.100" : "all");
 			want[i].state_flags = 0x1234;
@@ -117,7 +125,7 @@ int main(void)
 			CHECK(tuple_eq(&vo, &ro) && tuple_eq(&vp, &rp) &&
 				      rstate_same_keys(rs, &want[i]),
 			      what);
-			free(rs);
+			rstate_release(&ps, rs);
 		}
 	}
 	CHECK(ps.nifnames == 2, "interface names interned: two distinct ones");
@@ -129,7 +137,7 @@ int main(void)
 		snprintf(ps.ifnames[i], sizeof(ps.ifnames[i]), "if%zu", i);
 	}
 	ps.nifnames = RSTATE_IFNAMES_MAX;
-	struct rstate *rs = rstate_alloc(AF_INET);
+	struct rstate *rs = rstate_alloc(&ps, AF_INET);
 	struct pf_view v;
 	memset(&v, 0, sizeof(v));
 	v.af = AF_INET;
@@ -161,7 +169,7 @@ int main(void)
 	rstate_view(&ps, rs, &back);
 	CHECK(!memcmp(&back, &v, sizeof(back)) && rs->ifname == 2,
 	      "the largest packed values: unpacked as packed");
-	free(rs);
+	rstate_release(&ps, rs);
 
 	/* a learned DNAT connection: its first state translates and waits in the
 	 * index of half-known translations for the state that continues it; the
@@ -214,7 +222,21 @@ int main(void)
 	rflow_drop(&ps, r0->rf, false);
 	CHECK(ps.rflows.n == 0 && HASH_COUNT(ps.rposts) == 0,
 	      "forgotten: its half-known entry went with it (no entry left pointing at it)");
-	ptab_free_all(&ps.rstates);
+	for (size_t i = 0; i < ps.rstates.cap; i++) {
+		struct rstate *left = ptab_at(&ps.rstates, i);
+		if (left)
+			rstate_release(&ps, left);
+	}
+	ptab_clear(&ps.rstates);
+	CHECK(ps.rstate_slab[0].live == 0 && ps.rstate_slab[1].live == 0 &&
+		      ps.rflow_slab.live == 0 && ps.lflow_slab[0].live == 0 &&
+		      ps.lflow_slab[1].live == 0,
+	      "every connection and state given back to its slab");
+	for (int v6 = 0; v6 < 2; v6++) {
+		slab_destroy(&ps.lflow_slab[v6]);
+		slab_destroy(&ps.rstate_slab[v6]);
+	}
+	slab_destroy(&ps.rflow_slab);
 	ptab_clear(&ps.rflows);
 	ptab_clear(&ps.lflows);
 	ptab_clear(&ps.tombs);
