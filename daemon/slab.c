@@ -142,14 +142,19 @@ void *slab_alloc(struct slab *s)
 	if (b == NULL && (b = block_new(s)) == NULL)
 		return NULL;
 	uint8_t *p;
+	bool zeroed;
 	if (b->free) {
 		p = b->free;
 		VALGRIND_MAKE_MEM_DEFINED(p, sizeof(void *));
 		memcpy(&b->free, p, sizeof(void *));
+		zeroed = false;
 	} else {
-		/* fresh objects are taken from the block's start */
+		/* fresh objects are taken from the block's start; mmap() zeroed them
+		 * (writing zeros again over memory never touched was a twelfth of a
+		 * receiver's time in a bulk update) */
 		p = (uint8_t *)b + SLAB_HDR + (size_t)(s->per_block - b->fresh) * s->size;
 		b->fresh--;
+		zeroed = true;
 	}
 	b->used++;
 	s->live++;
@@ -158,7 +163,8 @@ void *slab_alloc(struct slab *s)
 		list_add(&s->full, b);
 	}
 	VALGRIND_MEMPOOL_ALLOC(s, p, s->size);
-	memset(p, 0, s->size);
+	if (!zeroed)
+		memset(p, 0, s->size);
 	return p;
 }
 
