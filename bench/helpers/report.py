@@ -56,6 +56,9 @@ FIGURES = {
         ("rss_anon_idle_kib", "KiB", "of which RssAnon (not shared library pages)"),
         ("rss_states_kib", "KiB", "backup's VmRSS holding the --flows states"),
         ("bytes_per_state", "B", "RSS growth of both nodes / states"),
+        ("bytes_per_state_marginal", "B", "both nodes, for as many connections again"),
+        ("bytes_per_state_marginal_tx", "B", "the same, sender (fw1)"),
+        ("bytes_per_state_marginal_rx", "B", "the same, receiver (fw2)"),
     ]),
 }
 # carpd's targets (issue 7): metric -> (test on the value, text). Checked on the max
@@ -74,6 +77,9 @@ TARGETS = {
     ("bulk", "bulk_100000_s"): (lambda v: v < 1, "< 1 s"),
     ("bulk", "bulk_1000000_s"): (lambda v: v < 10, "< 10 s"),
     ("footprint", "rss_idle_kib"): (lambda v: v < 6 * 1024, "< 6 MiB"),
+    # per replicated connection, on each node (bench/README.md)
+    ("footprint", "bytes_per_state_marginal_tx"): (lambda v: v < 200, "< 200 B"),
+    ("footprint", "bytes_per_state_marginal_rx"): (lambda v: v < 200, "< 200 B"),
 }
 IMPLS = ["carpd", "ucarp", "vrrp2", "vrrp3", "conntrackd"]
 IMPL_TEXT = {
