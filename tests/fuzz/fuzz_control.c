@@ -1,5 +1,5 @@
 // clang-format off
-/* fuzz-sources: daemon/control.c daemon/output.c daemon/carp.c daemon/carp_io.c daemon/vip.c daemon/link.c daemon/hooks.c daemon/priv.c daemon/state.c daemon/log.c daemon/conf.c proto/carp.c proto/sha1.c proto/frames.c daemon/pfsync.c daemon/ptab.c daemon/ct.c daemon/defer.c daemon/nft.c daemon/actmark.c proto/pfsync.c proto/flow.c */
+/* fuzz-sources: daemon/control.c daemon/output.c daemon/carp.c daemon/carp_io.c daemon/vip.c daemon/link.c daemon/hooks.c daemon/priv.c daemon/state.c daemon/log.c daemon/conf.c proto/carp.c proto/sha1.c proto/frames.c daemon/pfsync.c daemon/ptab.c daemon/slab.c daemon/ct.c daemon/defer.c daemon/nft.c daemon/actmark.c proto/pfsync.c proto/flow.c */
 /* fuzz-libs: -levent -lnl-3 -lnl-route-3 -lnetfilter_conntrack -lnfnetlink -lcap -lnetfilter_queue -lmnl -lnettle -ldl */
 /* fuzz-cflags: -I/usr/include/libnl3 -DCARPD_VERSION="fuzz" */
 // clang-format on
