@@ -117,7 +117,15 @@ errs=$(json fw2 '.pfsync.counters | [.badlen, .badval, .inject_errors] | add')
 # nothing (the drops column of /proc/net/raw, IP protocol 240 = 0xF0)
 acks=$(json fw2 .pfsync.counters.bulk_acks_sent)
 moved=$(json fw1 .pfsync.counters.bulk_acked)
-[ "$acks" -gt 0 ] && [ "$moved" -gt 0 ] && [ "$(json fw1 .pfsync.counters.bulk_acks_unmatched)" = 0 ] ||
+# Under valgrind a receiver writes its first 128 KiB of states (its first
+# acknowledgement) 20-50 times slower: fw1, at the slow pace until that first
+# acknowledgement, may have sent its whole update before it comes (CI on 976bd79:
+# fw2 sent 8, fw1 received 4 after its last packet, none counted). There the
+# acknowledgements must still come and match nothing wrongly; moving the window
+# is checked by the native and AddressSanitizer runs.
+moved_min=1
+[ -z "${CARPD_WRAP:-}" ] || moved_min=0
+[ "$acks" -gt 0 ] && [ "$moved" -ge "$moved_min" ] && [ "$(json fw1 .pfsync.counters.bulk_acks_unmatched)" = 0 ] ||
 	fail "no bulk update flow control: fw2 sent $acks acknowledgements, $moved moved fw1's window, $(json fw1 .pfsync.counters.bulk_acks_unmatched) matched no packet in flight"
 drops=$(nsx fw2 awk 'NR > 1 && $2 ~ /:00F0$/ { d += $NF } END { print d + 0 }' /proc/net/raw)
 [ "$drops" = 0 ] || fail "fw2's pfsync socket dropped $drops packets of the bulk update"
@@ -164,6 +172,6 @@ moved=$(json fw1 .pfsync.counters.bulk_acked)
 # every acknowledgement that comes while fw1 still sends matches a packet in flight
 # (those after its last packet match nothing and are not counted)
 missed=$(json fw1 .pfsync.counters.bulk_acks_unmatched)
-[ "$acks" -gt 0 ] && [ "$moved" -gt 0 ] && [ "$missed" = 0 ] ||
+[ "$acks" -gt 0 ] && [ "$moved" -ge "$moved_min" ] && [ "$missed" = 0 ] ||
 	fail "flow control of a bulk update of learned states: fw2 sent $acks acknowledgements, $moved moved fw1's window, $missed matched no packet in flight"
 ok "rolling restart: fw1 took back $learned1 flows, then sent them to fw2 under flow control ($acks acknowledgements, $moved moved its window)"
