@@ -553,6 +553,14 @@ static const void *rflow_key(const void *e, void *buf)
 }
 _Static_assert(sizeof(struct fkey) <= PTAB_KEY_MAX, "an rflow key fits the table's buffer");
 
+/* what rflow_key() reads beyond the connection: its first state's keys */
+static void rflow_prefetch(const void *e)
+{
+	const struct rflow *rf = e;
+	__builtin_prefetch(rf->first);
+	__builtin_prefetch((const uint8_t *)rf->first + offsetof(struct rstate, addr));
+}
+
 /* Pack v into rs, which has its family (rstate_alloc()); false, counted, when its
  * interface name is one too many or a field does not fit its packed size. */
 static bool rstate_store(struct pfsyncd *ps, struct rstate *rs, const struct pf_view *v)
@@ -2698,6 +2706,7 @@ int pfsyncd_start(struct carpd *cd)
 	ptab_init(&ps->lids, offsetof(struct lflow, id), sizeof(uint64_t));
 	ptab_init(&ps->rstates, offsetof(struct rstate, id), RSTATE_KEYLEN);
 	ptab_init_derived(&ps->rflows, sizeof(struct fkey), rflow_key);
+	ptab_set_prefetch(&ps->rflows, rflow_prefetch);
 	ptab_init(&ps->tombs, offsetof(struct tomb, key), sizeof(struct fkey));
 	ps->cd = cd;
 	ps->cfg = cd->conf->pfsync;

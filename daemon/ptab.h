@@ -29,6 +29,7 @@ struct ptab {
 	size_t n;
 	size_t key_off, key_len;
 	const void *(*key_fn)(const void *entry, void *buf); /* see ptab_init_derived() */
+	void (*prefetch_fn)(const void *entry);		     /* see ptab_set_prefetch() */
 	uint64_t seed;
 	bool untagged; /* an address used the tag bits: no tags (see above) */
 };
@@ -42,6 +43,11 @@ void ptab_init(struct ptab *t, size_t key_off, size_t key_len);
 #define PTAB_KEY_MAX 64
 void ptab_init_derived(struct ptab *t, size_t key_len,
 		       const void *(*key)(const void *entry, void *buf));
+/* For a table of derived keys: prefetch() asks for the memory beyond the entry
+ * that key() will read (__builtin_prefetch), so that growing a large table, which
+ * reads every key, waits for fewer cache misses. The entry itself is in the cache
+ * when it is called. */
+void ptab_set_prefetch(struct ptab *t, void (*prefetch)(const void *entry));
 /* the entry with this key, or NULL */
 void *ptab_find(const struct ptab *t, const void *key);
 /* Add an entry whose key is not in the table yet: 0, or -1 when out of memory

@@ -87,9 +87,67 @@ static void derived_keys(void)
 	free(d);
 }
 
+/* entries whose key is elsewhere (as a learned connection's is in its first
+ * state): growing past 2^19 slots reads every key, with a prefetch callback */
+struct pent {
+	const uint32_t *key; /* 3 words */
+};
+static size_t prefetch_calls, prefetch_bad;
+static const void *pent_key(const void *e, void *buf)
+{
+	(void)buf;
+	return ((const struct pent *)e)->key;
+}
+static void pent_prefetch(const void *e)
+{
+	const struct pent *p = e;
+	prefetch_calls++;
+	if (p->key == NULL)
+		prefetch_bad++;
+	else
+		__builtin_prefetch(p->key);
+}
+
+static void derived_keys_grown(void)
+{
+	enum { PN = 400000 }; /* past 3/4 of 2^19 slots: the table grows to 2^20 */
+	struct pent *e = calloc(PN, sizeof(*e));
+	uint32_t *keys = calloc(PN, 3 * sizeof(*keys));
+	if (!CHECK(e != NULL && keys != NULL, "memory for the grown derived-key table")) {
+		free(e);
+		free(keys);
+		return;
+	}
+	struct ptab t;
+	ptab_init_derived(&t, 3 * sizeof(uint32_t), pent_key);
+	ptab_set_prefetch(&t, pent_prefetch);
+	int bad = 0;
+	for (int i = 0; i < PN; i++) {
+		/* keys out of the entries' order, as states are allocated apart */
+		uint32_t *k = &keys[3 * (size_t)((i * 7919u) % PN)];
+		k[0] = (uint32_t)i * 2654435761u;
+		k[1] = (uint32_t)i;
+		k[2] = 0xc0ffee;
+		e[i].key = k;
+		bad += ptab_add(&t, &e[i]) != 0;
+	}
+	for (int i = 0; i < PN; i += 7)
+		ptab_del(&t, &e[i]);
+	for (int i = 0; i < PN; i++)
+		bad += ptab_find(&t, e[i].key) != (i % 7 ? &e[i] : NULL);
+	CHECK(bad == 0 && t.cap == ((size_t)1 << 20) && t.n == PN - (PN + 6) / 7,
+	      "derived keys elsewhere, grown past 2^19 slots: every entry found, the deleted not");
+	CHECK(prefetch_calls > 0 && prefetch_bad == 0,
+	      "growing past 2^19 slots asked the prefetch callback, with entries only");
+	ptab_clear(&t);
+	free(e);
+	free(keys);
+}
+
 int main(void)
 {
 	derived_keys();
+	derived_keys_grown();
 	struct ptab t;
 	ptab_init(&t, offsetof(struct ent, key), sizeof(ents[0].key));
 	for (int i = 0; i < N; i++) {
