@@ -197,22 +197,26 @@ void *ptab_find(const struct ptab *t, const void *key)
 	}
 }
 
-static void put(struct ptab *t, void *e)
+static void put_hashed(struct ptab *t, void *e, uint64_t h)
 {
-	KEY_BUF(buf);
-	uint64_t h = hash(t, key_of(t, e, buf));
 	size_t mask = t->cap - 1, i = home_of_hash(t, h);
 	while (t->slot[i])
 		i = (i + 1) & mask;
 	t->slot[i] = (uintptr_t)e | tag_of(t, h);
 }
 
+static void put(struct ptab *t, void *e)
+{
+	KEY_BUF(buf);
+	put_hashed(t, e, hash(t, key_of(t, e, buf)));
+}
+
 /* Rehashing reads every entry's key, a cache miss each in a large table, then
  * writes it at a random place of the new array, another; met one at a time they
  * took 87, 178 and 353 ms at 393 000, 786 000 and 1 570 000 entries
  * (bench/helpers/ptab_grow.c; 67, 139 and 267 ms pipelined), and the event loop
- * stood still meanwhile. So the old slots go in
- * chunks, as a pipeline: the entries of the chunk after next are asked for
+ * stood still meanwhile. So the old slots go in chunks, as a pipeline: the entries of the chunk
+ * after next are asked for
  * (__builtin_prefetch), the next chunk's further key memory (ptab_set_prefetch),
  * and this chunk's keys are hashed and their new slots asked for before any is
  * written. */
@@ -223,29 +227,24 @@ static size_t chunk_end(size_t base, size_t ocap)
 	return base + REHASH_CHUNK < ocap ? base + REHASH_CHUNK : ocap;
 }
 
-static void put_hashed(struct ptab *t, void *e, uint64_t h)
+/* ask for the keys of the entries in old slots [from, to) */
+static void prefetch_keys(const struct ptab *t, const uintptr_t *old, size_t from, size_t to)
 {
-	size_t mask = t->cap - 1, i = home_of_hash(t, h);
-	while (t->slot[i])
-		i = (i + 1) & mask;
-	t->slot[i] = (uintptr_t)e | tag_of(t, h);
+	for (size_t i = from; i < to; i++)
+		if (old[i])
+			__builtin_prefetch((const uint8_t *)addr_of(t, old[i]) + t->key_off);
 }
 
 /* every entry of the table before it grew, by its key */
 static void rehash_all(struct ptab *t, const uintptr_t *old, size_t ocap)
 {
-	for (size_t i = 0; i < chunk_end(REHASH_CHUNK, ocap); i++)
-		if (old[i])
-			__builtin_prefetch((const uint8_t *)addr_of(t, old[i]) + t->key_off);
+	prefetch_keys(t, old, 0, chunk_end(0, ocap));
+	prefetch_keys(t, old, chunk_end(0, ocap), chunk_end(REHASH_CHUNK, ocap));
 	for (size_t base = 0; base < ocap; base += REHASH_CHUNK) {
-		size_t end = chunk_end(base, ocap);
-		for (size_t i = chunk_end(end, ocap); i < chunk_end(chunk_end(end, ocap), ocap);
-		     i++)
-			if (old[i])
-				__builtin_prefetch((const uint8_t *)addr_of(t, old[i]) +
-						   t->key_off);
+		size_t end = chunk_end(base, ocap), next_end = chunk_end(end, ocap);
+		prefetch_keys(t, old, next_end, chunk_end(next_end, ocap));
 		if (t->prefetch_fn)
-			for (size_t i = end; i < chunk_end(end, ocap); i++)
+			for (size_t i = end; i < next_end; i++)
 				if (old[i])
 					t->prefetch_fn(addr_of(t, old[i]));
 		void *e[REHASH_CHUNK];
