@@ -2803,11 +2803,9 @@ void pfsyncd_stop(struct carpd *cd)
 	struct pfsyncd *ps = cd->pfsync;
 	if (!ps)
 		return;
-	for (size_t i = 0; i < ps->lflows.cap; i++) {
-		struct lflow *lf = ptab_at(&ps->lflows, i);
-		if (lf)
-			lflow_release(ps, lf);
-	}
+	struct ptab_iter it = {0};
+	for (struct lflow *lf; (lf = ptab_next(&ps->lflows, &it)) != NULL;)
+		lflow_release(ps, lf); /* (still in the table: the iteration goes on) */
 	ptab_clear(&ps->lflows);
 	ptab_clear(&ps->lids);
 	struct rpost *p, *ptmp;
@@ -2816,14 +2814,13 @@ void pfsyncd_stop(struct carpd *cd)
 		HASH_DEL(ps->rposts, p);
 		free(p);
 	}
-	for (size_t i = 0; i < ps->rflows.cap; i++)
-		slab_free(&ps->rflow_slab, ptab_at(&ps->rflows, i));
+	it = (struct ptab_iter){0};
+	for (struct rflow *rf; (rf = ptab_next(&ps->rflows, &it)) != NULL;)
+		slab_free(&ps->rflow_slab, rf);
 	ptab_clear(&ps->rflows);
-	for (size_t i = 0; i < ps->rstates.cap; i++) {
-		struct rstate *rs = ptab_at(&ps->rstates, i);
-		if (rs)
-			rstate_release(ps, rs);
-	}
+	it = (struct ptab_iter){0};
+	for (struct rstate *rs; (rs = ptab_next(&ps->rstates, &it)) != NULL;)
+		rstate_release(ps, rs);
 	ptab_clear(&ps->rstates);
 	ptab_free_all(&ps->tombs);
 	for (int v6 = 0; v6 < 2; v6++) {

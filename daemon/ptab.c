@@ -74,15 +74,32 @@ static void slots_free(uintptr_t *slots, size_t cap)
 	free(slots);
 }
 
-static unsigned cap_bits(const struct ptab *t)
+/* unmap up to max bytes of the array that was moved out, from its end */
+static void release_retired(struct ptab *t, size_t max)
 {
-	return (unsigned)__builtin_ctzll((unsigned long long)t->cap);
+#ifndef SLOTS_NEVER_MMAP
+	size_t len = t->retired_bytes < max ? t->retired_bytes : max;
+	if (len == 0)
+		return;
+	t->retired_bytes -= len;
+	munmap(t->retired + t->retired_bytes, len);
+	if (t->retired_bytes == 0)
+		t->retired = NULL;
+#else
+	(void)t;
+	(void)max;
+#endif
 }
 
-static uintptr_t tag_of(const struct ptab *t, uint64_t h)
+static unsigned bits_of(size_t cap)
+{
+	return cap ? (unsigned)__builtin_ctzll((unsigned long long)cap) : 0;
+}
+
+/* the tag of a hash in an array of 2^bits slots */
+static uintptr_t tag_of(const struct ptab *t, unsigned bits, uint64_t h)
 {
 #if TAG_BITS
-	unsigned bits = cap_bits(t);
 	if (bits > TAG_BITS)
 		h <<= bits; /* the bits below the home's */
 	return t->untagged ? 0
@@ -90,6 +107,7 @@ static uintptr_t tag_of(const struct ptab *t, uint64_t h)
 				     ((uintptr_t)(h >> (TAG_SHIFT - TAG_LO_BITS)) & TAG_LO_MASK);
 #else
 	(void)t;
+	(void)bits;
 	(void)h;
 	return 0;
 #endif
@@ -150,42 +168,41 @@ static const void *key_of(const struct ptab *t, const void *e, void *buf)
 /* room for a key made by key_fn */
 #define KEY_BUF(name) _Alignas(max_align_t) unsigned char name[PTAB_KEY_MAX]
 
-/* the home slot of a hash: its top bits */
-static size_t home_of_hash(const struct ptab *t, uint64_t h)
+static uint64_t hash_entry(const struct ptab *t, const void *e)
 {
-	unsigned bits = cap_bits(t);
+	KEY_BUF(buf);
+	return hash(t, key_of(t, e, buf));
+}
+
+/* the home slot of a hash in an array of 2^bits slots: its top bits */
+static size_t home_of_hash(unsigned bits, uint64_t h)
+{
 	return bits ? (size_t)(h >> (64 - bits)) : 0;
 }
 
-static size_t home(const struct ptab *t, const void *e)
-{
-	KEY_BUF(buf);
-	return home_of_hash(t, hash(t, key_of(t, e, buf)));
-}
-
-/* the home of the entry in this slot, from its tag when the tag has the bits */
-static size_t slot_home(const struct ptab *t, uintptr_t s)
+/* the home of the entry in this slot of an array of 2^bits slots, from its tag
+ * when the tag has the bits */
+static size_t slot_home(const struct ptab *t, unsigned bits, uintptr_t s)
 {
 #if TAG_BITS
-	unsigned bits = cap_bits(t);
 	if (!t->untagged && bits <= TAG_BITS) {
 		uint32_t top =
 			(uint32_t)(s >> TAG_SHIFT) << TAG_LO_BITS | (uint32_t)(s & TAG_LO_MASK);
 		return (size_t)(top >> (TAG_BITS - bits));
 	}
 #endif
-	return home(t, addr_of(t, s));
+	return home_of_hash(bits, hash_entry(t, addr_of(t, s)));
 }
 
-void *ptab_find(const struct ptab *t, const void *key)
+/* the entry with this key (of hash h) in an array of cap slots, or NULL */
+static void *find_in(const struct ptab *t, const uintptr_t *slot, size_t cap, const void *key,
+		     uint64_t h)
 {
-	if (!t->n)
-		return NULL;
-	size_t mask = t->cap - 1;
-	uint64_t h = hash(t, key);
-	uintptr_t tag = tag_of(t, h);
-	for (size_t i = home_of_hash(t, h);; i = (i + 1) & mask) {
-		uintptr_t s = t->slot[i];
+	size_t mask = cap - 1;
+	unsigned bits = bits_of(cap);
+	uintptr_t tag = tag_of(t, bits, h);
+	for (size_t i = home_of_hash(bits, h);; i = (i + 1) & mask) {
+		uintptr_t s = slot[i];
 		if (s == 0)
 			return NULL;
 		if ((s & TAG_MASK) != tag)
@@ -197,80 +214,233 @@ void *ptab_find(const struct ptab *t, const void *key)
 	}
 }
 
+void *ptab_find(const struct ptab *t, const void *key)
+{
+	if (!t->n)
+		return NULL;
+	uint64_t h = hash(t, key);
+	if (t->old == NULL)
+		return find_in(t, t->slot, t->cap, key, h);
+	/* growing: the array that holds more entries first */
+	bool old_first = t->old_n > t->n - t->old_n;
+	void *e = find_in(t, old_first ? t->old : t->slot, old_first ? t->old_cap : t->cap, key, h);
+	if (e == NULL)
+		e = find_in(t, old_first ? t->slot : t->old, old_first ? t->cap : t->old_cap, key,
+			    h);
+	return e;
+}
+
+/* into the current array: an entry of hash h */
 static void put_hashed(struct ptab *t, void *e, uint64_t h)
 {
-	size_t mask = t->cap - 1, i = home_of_hash(t, h);
+	unsigned bits = bits_of(t->cap);
+	size_t mask = t->cap - 1, i = home_of_hash(bits, h);
 	while (t->slot[i])
 		i = (i + 1) & mask;
-	t->slot[i] = (uintptr_t)e | tag_of(t, h);
+	t->slot[i] = (uintptr_t)e | tag_of(t, bits, h);
 }
 
-static void put(struct ptab *t, void *e)
-{
-	KEY_BUF(buf);
-	put_hashed(t, e, hash(t, key_of(t, e, buf)));
-}
-
-/* Rehashing reads every entry's key, a cache miss each in a large table, then
- * writes it at a random place of the new array, another; met one at a time they
- * took 87, 178 and 353 ms at 393 000, 786 000 and 1 570 000 entries
- * (bench/helpers/ptab_grow.c; 67, 139 and 267 ms pipelined), and the event loop
- * stood still meanwhile. So the old slots go in chunks, as a pipeline: the entries of the chunk
- * after next are asked for
- * (__builtin_prefetch), the next chunk's further key memory (ptab_set_prefetch),
- * and this chunk's keys are hashed and their new slots asked for before any is
- * written. */
-#define REHASH_CHUNK 32
-
-static size_t chunk_end(size_t base, size_t ocap)
-{
-	return base + REHASH_CHUNK < ocap ? base + REHASH_CHUNK : ocap;
-}
-
-/* ask for the keys of the entries in old slots [from, to) */
-static void prefetch_keys(const struct ptab *t, const uintptr_t *old, size_t from, size_t to)
-{
-	for (size_t i = from; i < to; i++)
-		if (old[i])
-			__builtin_prefetch((const uint8_t *)addr_of(t, old[i]) + t->key_off);
-}
-
-/* every entry of the table before it grew, by its key */
-static void rehash_all(struct ptab *t, const uintptr_t *old, size_t ocap)
-{
-	prefetch_keys(t, old, 0, chunk_end(0, ocap));
-	prefetch_keys(t, old, chunk_end(0, ocap), chunk_end(REHASH_CHUNK, ocap));
-	for (size_t base = 0; base < ocap; base += REHASH_CHUNK) {
-		size_t end = chunk_end(base, ocap), next_end = chunk_end(end, ocap);
-		prefetch_keys(t, old, next_end, chunk_end(next_end, ocap));
-		if (t->prefetch_fn)
-			for (size_t i = end; i < next_end; i++)
-				if (old[i])
-					t->prefetch_fn(addr_of(t, old[i]));
-		void *e[REHASH_CHUNK];
-		uint64_t h[REHASH_CHUNK];
-		size_t n = 0;
-		for (size_t i = base; i < end; i++) {
-			if (!old[i])
-				continue;
-			KEY_BUF(buf);
-			e[n] = addr_of(t, old[i]);
-			h[n] = hash(t, key_of(t, e[n], buf));
-			__builtin_prefetch(&t->slot[home_of_hash(t, h[n])], 1);
-			n++;
-		}
-		for (size_t k = 0; k < n; k++)
-			put_hashed(t, e[k], h[k]);
-	}
-}
-
-/* a slot of the table before it grew, moved as it is (same tag) */
+/* into the current array: a slot of the old one, moved as it is (same tag) */
 static void put_slot(struct ptab *t, uintptr_t s)
 {
-	size_t mask = t->cap - 1, i = slot_home(t, s);
+	size_t mask = t->cap - 1, i = slot_home(t, bits_of(t->cap), s);
 	while (t->slot[i])
 		i = (i + 1) & mask;
 	t->slot[i] = s;
+}
+
+/*
+ * Growing. The table doubles when it is 3/4 full; the entries of the old array
+ * then move to the new one a few at a time, GROW_STEP old slots at each later
+ * ptab_add(), and lookups meanwhile search both arrays. Moved all at once they
+ * stood the event loop still: 87, 178 and 353 ms at 393 000, 786 000 and 1 570 000
+ * entries (bench/helpers/ptab_grow.c; 67, 139 and 267 ms pipelined), 20 to 30 ms
+ * already at 200 000 entries on the virtual machines of bench/RESULTS.md, where
+ * each 4 KiB page of the new array touched for the first time costs the
+ * hypervisor 15 to 30 us. At GROW_STEP slots per entry added, the old array is
+ * empty when the new one is under half full, long before it grows in turn.
+ *
+ * The old array empties in slot order, starting after a slot that was empty when
+ * it grew (there is one: it was at most 3/4 full), and a step stops only before
+ * an empty slot: so every entry left in it sits, as linear probing wants, after
+ * its home with no empty slot between (nothing is added to it any more, and a
+ * deletion's backward shift keeps that true).
+ *
+ * Up to 2^19 slots an entry's tag says where it belongs and a move reads no entry;
+ * past that the tag holds other bits of the hash and a move reads the key. Those
+ * moves are pipelined: a step ends asking for the entries the step after next
+ * will move (__builtin_prefetch) and for what the next one's lead to
+ * (ptab_set_prefetch()), and a step's new slots are asked for before any is
+ * written.
+ */
+#define GROW_STEP 16
+
+/* move the entries of old slots [from, from + count) (count <= GROW_STEP, no
+ * wrapping) to the current array */
+static void move_slots(struct ptab *t, size_t from, size_t count)
+{
+	uintptr_t *old = t->old;
+	bool rehash = bits_of(t->cap) > TAG_BITS || t->untagged;
+	if (!rehash) {
+		for (size_t i = from; i < from + count; i++)
+			if (old[i]) {
+				put_slot(t, old[i]);
+				old[i] = 0;
+				t->old_n--;
+			}
+		return;
+	}
+	void *e[GROW_STEP];
+	uint64_t h[GROW_STEP];
+	size_t n = 0;
+	unsigned bits = bits_of(t->cap);
+	for (size_t i = from; i < from + count; i++) {
+		if (!old[i])
+			continue;
+		e[n] = addr_of(t, old[i]);
+		h[n] = hash_entry(t, e[n]);
+		__builtin_prefetch(&t->slot[home_of_hash(bits, h[n])], 1);
+		old[i] = 0;
+		n++;
+	}
+	for (size_t k = 0; k < n; k++)
+		put_hashed(t, e[k], h[k]);
+	t->old_n -= n;
+}
+
+/* ask for what the next two steps will read: the entries of the one after next,
+ * and what the next one's entries (asked for by the step before) lead to */
+static void prefetch_steps(const struct ptab *t)
+{
+	if (bits_of(t->cap) <= TAG_BITS && !t->untagged)
+		return; /* moves by tags: the slots alone, read in order */
+	size_t mask = t->old_cap - 1;
+	for (size_t k = 0; k < GROW_STEP; k++) {
+		uintptr_t s = t->old[(t->old_next + GROW_STEP + k) & mask];
+		if (s)
+			__builtin_prefetch((const uint8_t *)addr_of(t, s) + t->key_off);
+	}
+	if (t->prefetch_fn)
+		for (size_t k = 0; k < GROW_STEP; k++) {
+			uintptr_t s = t->old[(t->old_next + k) & mask];
+			if (s)
+				t->prefetch_fn(addr_of(t, s));
+		}
+}
+
+/* Unmapping an array of 8 MiB took 11 ms on the virtual machines of
+ * bench/RESULTS.md (16 MiB: 17 ms): a moved-out array goes back to the system
+ * RETIRE_BYTES at each later ptab_add(). */
+#define RETIRE_BYTES ((size_t)256 << 10)
+
+static void retire(struct ptab *t, uintptr_t *slots, size_t cap)
+{
+#ifndef SLOTS_NEVER_MMAP
+	size_t bytes = cap * sizeof(uintptr_t);
+	if (bytes > RETIRE_BYTES) {
+		release_retired(t, SIZE_MAX); /* (one at a time: never two in practice) */
+		t->retired = (uint8_t *)slots;
+		t->retired_bytes = bytes;
+		return;
+	}
+#endif
+	slots_free(slots, cap);
+}
+
+/* move at least budget old slots (all: SIZE_MAX), and on to an empty one */
+static void grow_step(struct ptab *t, size_t budget)
+{
+	size_t mask = t->old_cap - 1;
+	while (t->old_left > 0 && (budget > 0 || t->old[t->old_next] != 0)) {
+		size_t count = budget > GROW_STEP ? GROW_STEP : budget ? budget : 1;
+		if (count > t->old_left)
+			count = t->old_left;
+		if (count > t->old_cap - t->old_next)
+			count = t->old_cap - t->old_next; /* to the end, then from 0 */
+		move_slots(t, t->old_next, count);
+		t->old_next = (t->old_next + count) & mask;
+		t->old_left -= count;
+		budget -= budget > count ? count : budget;
+	}
+	if (t->old_left == 0) {
+		retire(t, t->old, t->old_cap);
+		t->old = NULL;
+		t->old_cap = t->old_n = t->old_next = 0;
+		return;
+	}
+	prefetch_steps(t);
+}
+
+/* The array the table will grow into is mapped ahead, from 5/8 full, and its
+ * pages touched one every PREFAULT_ADDS entries added: on the virtual machines
+ * of bench/RESULTS.md the first write to a 4 KiB page costs 20 to 45 us, and the
+ * moves that follow a growth write all over the new array at once (a 2 MiB
+ * array, 512 pages, stalled the loop for 10 to 15 ms). A page each add was too
+ * much where adds come in bursts (a receiver's three per connection: 70 ms of
+ * page faults in a row at 10 000 connections/s); one every 16 spreads them over
+ * 1/16 of the slots' adds, and the array is in place at 11/16 full, before the
+ * table grows at 3/4 (a page holds 512 slots, the array twice as many as the
+ * table has). Only for mapped arrays. */
+#define PAGE_BYTES    ((size_t)4096)
+#define PREFAULT_ADDS 16
+
+static void prefault_next(struct ptab *t)
+{
+#ifndef SLOTS_NEVER_MMAP
+	size_t bytes = 2 * t->cap * sizeof(uintptr_t);
+	if (t->next == NULL) {
+		if (bytes < SLOTS_MMAP_BYTES || t->n + 1 <= t->cap / 8 * 5)
+			return;
+		if ((t->next = slots_alloc(2 * t->cap)) == NULL)
+			return; /* grow() tries again */
+		t->next_touched = 0;
+		t->next_adds = 0;
+	}
+	if (t->next_touched < bytes && t->next_adds++ % PREFAULT_ADDS == 0) {
+		/* a write: a read would map the shared zero page */
+		*(volatile uint8_t *)((uint8_t *)t->next + t->next_touched) = 0;
+		t->next_touched += PAGE_BYTES;
+	}
+#else
+	(void)t;
+#endif
+}
+
+/* the array mapped ahead, given back (the table emptied) */
+static void drop_next(struct ptab *t)
+{
+	if (t->next)
+		slots_free(t->next, 2 * t->cap);
+	t->next = NULL;
+	t->next_touched = 0;
+}
+
+/* the current array becomes the old one, a new one twice its size current */
+static int grow(struct ptab *t)
+{
+	if (t->old)
+		grow_step(t, SIZE_MAX); /* (not reached at GROW_STEP slots per add) */
+	size_t ncap = t->cap ? t->cap * 2 : PTAB_MIN;
+	uintptr_t *ns = t->next ? t->next : slots_alloc(ncap);
+	t->next = NULL;
+	t->next_touched = 0;
+	if (ns == NULL)
+		return -1;
+	if (t->n == 0) {
+		slots_free(t->slot, t->cap);
+	} else {
+		size_t empty = 0;
+		while (t->slot[empty])
+			empty++; /* there is one: the array is at most 3/4 full */
+		t->old = t->slot;
+		t->old_cap = t->cap;
+		t->old_n = t->n;
+		t->old_next = (empty + 1) & (t->cap - 1);
+		t->old_left = t->cap - 1;
+	}
+	t->slot = ns;
+	t->cap = ncap;
+	return 0;
 }
 
 /* from now on without tags: an address uses their bits */
@@ -278,6 +448,8 @@ void ptab_untag(struct ptab *t)
 {
 	for (size_t i = 0; i < t->cap; i++)
 		t->slot[i] = (uintptr_t)addr_of(t, t->slot[i]);
+	for (size_t i = 0; i < t->old_cap; i++)
+		t->old[i] = (uintptr_t)addr_of(t, t->old[i]);
 	t->untagged = true;
 }
 
@@ -285,75 +457,85 @@ int ptab_add(struct ptab *t, void *e)
 {
 	if (!t->untagged && ((uintptr_t)e & TAG_MASK) != 0)
 		ptab_untag(t);
-	if (t->n + 1 > t->cap / 4 * 3) {
-		size_t ncap = t->cap ? t->cap * 2 : PTAB_MIN;
-		uintptr_t *ns = slots_alloc(ncap);
-		if (ns == NULL)
-			return -1;
-		uintptr_t *old = t->slot;
-		size_t ocap = t->cap;
-		t->slot = ns;
-		t->cap = ncap;
-		/* past 2^19 slots a tag depends on the size: each is made again */
-		bool retag = cap_bits(t) > TAG_BITS && !t->untagged;
-		if (retag)
-			rehash_all(t, old, ocap);
-		else
-			for (size_t i = 0; i < ocap; i++)
-				if (old[i])
-					put_slot(t, old[i]);
-		slots_free(old, ocap);
-	}
-	put(t, e);
+	if (t->n + 1 > t->cap / 4 * 3 && grow(t) < 0)
+		return -1;
+	put_hashed(t, e, hash_entry(t, e));
 	t->n++;
+	if (t->old)
+		grow_step(t, GROW_STEP);
+	else if (t->retired)
+		release_retired(t, RETIRE_BYTES);
+	prefault_next(t);
 	return 0;
+}
+
+/* delete entry e from an array of cap slots: whether it was there */
+static bool del_in(struct ptab *t, uintptr_t *slot, size_t cap, const void *e, uint64_t h)
+{
+	unsigned bits = bits_of(cap);
+	size_t mask = cap - 1, i = home_of_hash(bits, h);
+	while (addr_of(t, slot[i]) != e) {
+		if (slot[i] == 0)
+			return false;
+		i = (i + 1) & mask;
+	}
+	/* backward shift: the entries after the hole that may sit in it move up, so
+	 * that no probe sequence crosses an empty slot */
+	for (size_t j = i;;) {
+		slot[i] = 0;
+		for (;;) {
+			j = (j + 1) & mask;
+			if (slot[j] == 0)
+				return true;
+			size_t hj = slot_home(t, bits, slot[j]);
+			/* movable unless its home lies cyclically in (i, j] */
+			bool stays = i <= j ? (hj > i && hj <= j) : (hj > i || hj <= j);
+			if (!stays)
+				break;
+		}
+		slot[i] = slot[j];
+		i = j;
+	}
 }
 
 void ptab_del(struct ptab *t, const void *e)
 {
 	if (!t->n)
 		return;
-	size_t mask = t->cap - 1, i = home(t, e);
-	while (addr_of(t, t->slot[i]) != e) {
-		if (t->slot[i] == 0)
+	uint64_t h = hash_entry(t, e);
+	if (!del_in(t, t->slot, t->cap, e, h)) {
+		if (t->old == NULL || !del_in(t, t->old, t->old_cap, e, h))
 			return;
-		i = (i + 1) & mask;
+		t->old_n--;
 	}
-	/* backward shift: the entries after the hole that may sit in it move up, so
-	 * that no probe sequence crosses an empty slot */
-	for (size_t j = i;;) {
-		t->slot[i] = 0;
-		for (;;) {
-			j = (j + 1) & mask;
-			if (t->slot[j] == 0)
-				goto done;
-			size_t h = slot_home(t, t->slot[j]);
-			/* movable unless its home lies cyclically in (i, j] */
-			bool stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
-			if (!stays)
-				break;
-		}
-		t->slot[i] = t->slot[j];
-		i = j;
-	}
-done:
 	/* an emptied table gives its memory back, but for PTAB_MIN slots: an entry
 	 * deleted and added again (a new key) never needs an allocation */
-	if (--t->n == 0 && t->cap > PTAB_MIN) {
-		uintptr_t *ns = slots_alloc(PTAB_MIN);
-		if (ns) {
-			slots_free(t->slot, t->cap);
-			t->slot = ns;
-			t->cap = PTAB_MIN;
+	if (--t->n == 0) {
+		drop_next(t);
+		if (t->old) {
+			slots_free(t->old, t->old_cap);
+			t->old = NULL;
+			t->old_cap = t->old_n = t->old_next = t->old_left = 0;
+		}
+		if (t->cap > PTAB_MIN) {
+			uintptr_t *ns = slots_alloc(PTAB_MIN);
+			if (ns) {
+				slots_free(t->slot, t->cap);
+				t->slot = ns;
+				t->cap = PTAB_MIN;
+			}
 		}
 	}
 }
 
 void ptab_clear(struct ptab *t)
 {
+	release_retired(t, SIZE_MAX);
+	drop_next(t);
 	slots_free(t->slot, t->cap);
-	t->slot = NULL;
-	t->cap = 0;
+	slots_free(t->old, t->old_cap);
+	t->slot = t->old = NULL;
+	t->cap = t->old_cap = t->old_n = t->old_next = t->old_left = 0;
 	t->n = 0;
 }
 
@@ -364,22 +546,32 @@ void *ptab_at(const struct ptab *t, size_t i)
 
 void ptab_free_all(struct ptab *t)
 {
-	for (size_t i = 0; i < t->cap; i++)
-		free(addr_of(t, t->slot[i]));
+	struct ptab_iter it = {0};
+	for (void *e; (e = ptab_next(t, &it)) != NULL;)
+		free(e);
 	ptab_clear(t);
+}
+
+/* slot i of both arrays, the old one's first */
+static uintptr_t slot_at(const struct ptab *t, size_t i)
+{
+	return i < t->old_cap ? t->old[i] : t->slot[i - t->old_cap];
 }
 
 void *ptab_next(const struct ptab *t, struct ptab_iter *it)
 {
+	size_t end = t->old_cap + t->cap;
 	/* the entry we were at is still there: go on after it; it was deleted:
 	 * look at its slot again, where a later entry may have moved */
-	if (it->cur != NULL && it->i < t->cap && addr_of(t, t->slot[it->i]) == it->cur)
+	if (it->cur != NULL && it->i < end && addr_of(t, slot_at(t, it->i)) == it->cur)
 		it->i++;
-	for (; it->i < t->cap; it->i++)
-		if (t->slot[it->i]) {
-			it->cur = addr_of(t, t->slot[it->i]);
+	for (; it->i < end; it->i++) {
+		uintptr_t s = slot_at(t, it->i);
+		if (s) {
+			it->cur = addr_of(t, s);
 			return it->cur;
 		}
+	}
 	it->cur = NULL;
 	return NULL;
 }

@@ -15,6 +15,10 @@
  * rarely touches any entry, and the table grows without reading its entries (up to 2^19 slots; past
  * that the tag holds other bits of the hash and growing reads the keys, see ptab.c). Should an
  * address ever use those bits, the table drops the tags and works as without them.
+ *
+ * A table that grows does not stop the caller while it moves its entries: it
+ * doubles, and the entries move to the new array a few at each later ptab_add()
+ * (lookups meanwhile search both arrays; see ptab.c).
  */
 #ifndef CARPD_PTAB_H
 #define CARPD_PTAB_H
@@ -26,7 +30,18 @@
 struct ptab {
 	uintptr_t *slot; /* 0, or an entry's address with its tag (ptab_at) */
 	size_t cap;	 /* 0 or a power of 2 */
-	size_t n;
+	size_t n;	 /* entries, in both arrays */
+	/* while the table grows: the array before, emptied into slot[] a few
+	 * slots at each ptab_add() (see ptab.c), or NULL */
+	uintptr_t *old;
+	size_t old_cap, old_n; /* its slots, the entries still in it */
+	size_t old_next;       /* the next of its slots to move */
+	size_t old_left;       /* its slots still to move */
+	uintptr_t *next;       /* the array it will grow into, mapped ahead, or NULL */
+	size_t next_touched;   /* its bytes faulted in so far */
+	size_t next_adds;      /* entries added since it was mapped */
+	uint8_t *retired;      /* an old array moved out, unmapped piecewise, or NULL */
+	size_t retired_bytes;  /* what is left of it */
 	size_t key_off, key_len;
 	const void *(*key_fn)(const void *entry, void *buf); /* see ptab_init_derived() */
 	void (*prefetch_fn)(const void *entry);		     /* see ptab_set_prefetch() */
@@ -58,7 +73,8 @@ int ptab_add(struct ptab *t, void *e);
 void ptab_del(struct ptab *t, const void *e);
 /* Forget every entry (not freed) and the slots. */
 void ptab_clear(struct ptab *t);
-/* The entry in slot i (i < cap), or NULL. */
+/* The entry in slot i (i < cap) of the current array, or NULL (while the table
+ * grows, some entries are still in the old one: ptab_next() sees both). */
 void *ptab_at(const struct ptab *t, size_t i);
 /* free() every entry, then ptab_clear(): for a table that owns its entries. */
 void ptab_free_all(struct ptab *t);
@@ -71,8 +87,9 @@ void ptab_untag(struct ptab *t);
  *     struct ptab_iter it = {0};
  *     for (struct x *e; (e = ptab_next(t, &it)) != NULL;) ...
  * The loop may ptab_del() the entry it is at (and no other entry of the same
- * table), never ptab_add(). An entry can then be visited twice (one that
- * wrapped around the end of the slots moves back behind it), none is skipped.
+ * table), never ptab_add() (which moves entries while the table grows). An entry can then be
+ * visited twice (one that wrapped around the end of the slots moves back behind it), none is
+ * skipped.
  */
 struct ptab_iter {
 	size_t i;

@@ -222,11 +222,9 @@ int main(void)
 	rflow_drop(&ps, r0->rf, false);
 	CHECK(ps.rflows.n == 0 && HASH_COUNT(ps.rposts) == 0,
 	      "forgotten: its half-known entry went with it (no entry left pointing at it)");
-	for (size_t i = 0; i < ps.rstates.cap; i++) {
-		struct rstate *left = ptab_at(&ps.rstates, i);
-		if (left)
-			rstate_release(&ps, left);
-	}
+	struct ptab_iter it = {0};
+	for (struct rstate *left; (left = ptab_next(&ps.rstates, &it)) != NULL;)
+		rstate_release(&ps, left);
 	ptab_clear(&ps.rstates);
 	CHECK(ps.rstate_slab[0].live == 0 && ps.rstate_slab[1].live == 0 &&
 		      ps.rflow_slab.live == 0 && ps.lflow_slab[0].live == 0 &&

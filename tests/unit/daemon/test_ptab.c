@@ -144,10 +144,118 @@ static void derived_keys_grown(void)
 	free(keys);
 }
 
+/* growth is incremental: right after the table doubles most entries are still
+ * in the old array, and every operation stays right while they move, with
+ * deletions in both arrays and iterations in the middle of a move */
+static void grows_while_churning(bool untagged)
+{
+	enum { CN = 60000 };
+	struct ent *c = calloc(CN, sizeof(*c));
+	if (!CHECK(c != NULL, "memory for the churned table"))
+		return;
+	for (int i = 0; i < CN; i++) {
+		c[i].key[0] = (uint32_t)i * 2654435761u;
+		c[i].key[1] = (uint32_t)i >> 3;
+	}
+	struct ptab t;
+	ptab_init(&t, offsetof(struct ent, key), sizeof(c[0].key));
+	if (untagged)
+		ptab_untag(&t);
+	size_t live = 0, growths = 0, incremental = 0, moving_rounds = 0, iterations = 0;
+	size_t big_growths = 0, mapped_ahead = 0;
+	int bad = 0;
+	for (int round = 0; round < 400000; round++) {
+		struct ent *e = &c[rnd() % CN];
+		size_t cap = t.cap;
+		/* mapped ahead and every page of it faulted in */
+		const uintptr_t *ahead =
+			t.next && t.next_touched >= 2 * t.cap * sizeof(uintptr_t) ? t.next : NULL;
+		if (!e->live && rnd() % 5 < 3) {
+			bad += ptab_add(&t, e) != 0;
+			e->live = 1;
+			live++;
+			if (t.cap != cap && cap) {
+				growths++;
+				/* the add that doubled it moved at most a step's worth */
+				incremental += t.old != NULL && t.old_n > t.n / 2;
+				/* arrays of 64 KiB and more were mapped and faulted in ahead */
+				if (t.cap * sizeof(uintptr_t) >= ((size_t)64 << 10)) {
+					big_growths++;
+					mapped_ahead += ahead != NULL && t.slot == ahead;
+				}
+			}
+		} else if (e->live) {
+			ptab_del(&t, e);
+			e->live = 0;
+			live--;
+		}
+		moving_rounds += t.old != NULL;
+		if (round % 97 == 0)
+			for (int k = 0; k < 50; k++) {
+				struct ent *f = &c[rnd() % CN];
+				bad += ptab_find(&t, f->key) != (f->live ? f : NULL);
+			}
+		if (t.old != NULL && round % 4099 == 0) {
+			/* every entry where it should be, in one array or the other */
+			for (int i = 0; i < CN; i++)
+				bad += ptab_find(&t, c[i].key) != (c[i].live ? &c[i] : NULL);
+			/* iterate both arrays, deleting every fifth entry met */
+			iterations++;
+			unsigned char *seen = calloc(CN, 1);
+			struct ptab_iter it = {0};
+			size_t met = 0;
+			for (struct ent *x; seen && (x = ptab_next(&t, &it)) != NULL;) {
+				int idx = (int)(x - c);
+				if (seen[idx]++)
+					continue;
+				if (++met % 5 == 0) {
+					ptab_del(&t, x);
+					x->live = 0;
+					live--;
+				}
+			}
+			for (int i = 0; seen && i < CN; i++)
+				bad += c[i].live && !seen[i];
+			free(seen);
+		}
+	}
+	for (int i = 0; i < CN; i++)
+		bad += ptab_find(&t, c[i].key) != (c[i].live ? &c[i] : NULL);
+	char what[128];
+	snprintf(what, sizeof(what), "%s: each of %zu growths left most entries to move later",
+		 untagged ? "untagged" : "tagged", growths);
+	CHECK(growths >= 8 && incremental == growths, what);
+#if !defined(__SANITIZE_ADDRESS__) /* (there, arrays are malloc()'s: nothing ahead) */
+	snprintf(what, sizeof(what),
+		 "%s: the %zu arrays of 64 KiB and more were mapped and faulted in ahead",
+		 untagged ? "untagged" : "tagged", big_growths);
+	CHECK(big_growths >= 2 && mapped_ahead == big_growths, what);
+#endif
+	snprintf(what, sizeof(what), "%s: operations and iterations ran while entries moved",
+		 untagged ? "untagged" : "tagged");
+	CHECK(moving_rounds > 1000 && iterations > 0, what);
+	snprintf(what, sizeof(what), "%s: every find, count and iteration right through the moves",
+		 untagged ? "untagged" : "tagged");
+	CHECK(bad == 0 && t.n == live, what);
+	/* adds alone finish a move: the old array goes */
+	for (int i = 0; i < CN && t.old != NULL; i++)
+		if (!c[i].live) {
+			bad += ptab_add(&t, &c[i]) != 0;
+			c[i].live = 1;
+		}
+	snprintf(what, sizeof(what), "%s: adds end the move, the old array freed",
+		 untagged ? "untagged" : "tagged");
+	CHECK(t.old == NULL && t.old_n == 0 && bad == 0, what);
+	ptab_clear(&t);
+	free(c);
+}
+
 int main(void)
 {
 	derived_keys();
 	derived_keys_grown();
+	grows_while_churning(false);
+	grows_while_churning(true);
 	struct ptab t;
 	ptab_init(&t, offsetof(struct ent, key), sizeof(ents[0].key));
 	for (int i = 0; i < N; i++) {
