@@ -214,14 +214,26 @@ static void *find_in(const struct ptab *t, const uintptr_t *slot, size_t cap, co
 	}
 }
 
+/* While the table grows: may an entry of hash h still be in the old array? Not
+ * when its home there has moved: the moves go by whole runs of slots (see
+ * grow_step()), so an entry sits in the same run as its home. A lookup that
+ * misses (every new connection's) then reads one array, not two. */
+static bool maybe_old(const struct ptab *t, uint64_t h)
+{
+	size_t mask = t->old_cap - 1;
+	size_t since_first = (home_of_hash(bits_of(t->old_cap), h) - t->old_first) & mask;
+	size_t moved = (t->old_next - t->old_first) & mask;
+	return since_first >= moved;
+}
+
 void *ptab_find(const struct ptab *t, const void *key)
 {
 	if (!t->n)
 		return NULL;
 	uint64_t h = hash(t, key);
-	if (t->old == NULL)
+	if (t->old == NULL || !maybe_old(t, h))
 		return find_in(t, t->slot, t->cap, key, h);
-	/* growing: the array that holds more entries first */
+	/* the array that holds more entries first */
 	bool old_first = t->old_n > t->n - t->old_n;
 	void *e = find_in(t, old_first ? t->old : t->slot, old_first ? t->old_cap : t->cap, key, h);
 	if (e == NULL)
@@ -365,7 +377,7 @@ static void grow_step(struct ptab *t, size_t budget)
 	if (t->old_left == 0) {
 		retire(t, t->old, t->old_cap);
 		t->old = NULL;
-		t->old_cap = t->old_n = t->old_next = 0;
+		t->old_cap = t->old_n = t->old_next = t->old_first = 0;
 		return;
 	}
 	prefetch_steps(t);
@@ -435,7 +447,7 @@ static int grow(struct ptab *t)
 		t->old = t->slot;
 		t->old_cap = t->cap;
 		t->old_n = t->n;
-		t->old_next = (empty + 1) & (t->cap - 1);
+		t->old_first = t->old_next = (empty + 1) & (t->cap - 1);
 		t->old_left = t->cap - 1;
 	}
 	t->slot = ns;
@@ -504,7 +516,7 @@ void ptab_del(struct ptab *t, const void *e)
 		return;
 	uint64_t h = hash_entry(t, e);
 	if (!del_in(t, t->slot, t->cap, e, h)) {
-		if (t->old == NULL || !del_in(t, t->old, t->old_cap, e, h))
+		if (t->old == NULL || !maybe_old(t, h) || !del_in(t, t->old, t->old_cap, e, h))
 			return;
 		t->old_n--;
 	}
@@ -515,7 +527,7 @@ void ptab_del(struct ptab *t, const void *e)
 		if (t->old) {
 			slots_free(t->old, t->old_cap);
 			t->old = NULL;
-			t->old_cap = t->old_n = t->old_next = t->old_left = 0;
+			t->old_cap = t->old_n = t->old_next = t->old_first = t->old_left = 0;
 		}
 		if (t->cap > PTAB_MIN) {
 			uintptr_t *ns = slots_alloc(PTAB_MIN);
@@ -535,7 +547,7 @@ void ptab_clear(struct ptab *t)
 	slots_free(t->slot, t->cap);
 	slots_free(t->old, t->old_cap);
 	t->slot = t->old = NULL;
-	t->cap = t->old_cap = t->old_n = t->old_next = t->old_left = 0;
+	t->cap = t->old_cap = t->old_n = t->old_next = t->old_first = t->old_left = 0;
 	t->n = 0;
 }
 

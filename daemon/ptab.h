@@ -35,6 +35,7 @@ struct ptab {
 	 * slots at each ptab_add() (see ptab.c), or NULL */
 	uintptr_t *old;
 	size_t old_cap, old_n; /* its slots, the entries still in it */
+	size_t old_first;      /* the first of its slots moved */
 	size_t old_next;       /* the next of its slots to move */
 	size_t old_left;       /* its slots still to move */
 	uintptr_t *next;       /* the array it will grow into, mapped ahead, or NULL */
