@@ -234,10 +234,11 @@ void *ptab_find(const struct ptab *t, const void *key)
 	if (t->old == NULL || !maybe_old(t, h))
 		return find_in(t, t->slot, t->cap, key, h);
 	/* the array that holds more entries first */
-	bool old_first = t->old_n > t->n - t->old_n;
-	void *e = find_in(t, old_first ? t->old : t->slot, old_first ? t->old_cap : t->cap, key, h);
+	bool old_fuller = t->old_n > t->n - t->old_n;
+	void *e =
+		find_in(t, old_fuller ? t->old : t->slot, old_fuller ? t->old_cap : t->cap, key, h);
 	if (e == NULL)
-		e = find_in(t, old_first ? t->slot : t->old, old_first ? t->cap : t->old_cap, key,
+		e = find_in(t, old_fuller ? t->slot : t->old, old_fuller ? t->cap : t->old_cap, key,
 			    h);
 	return e;
 }
@@ -287,13 +288,25 @@ static void put_slot(struct ptab *t, uintptr_t s)
  */
 #define GROW_STEP 16
 
+/* whether a move reads the entry's key (else it goes by the slot's tag) */
+static bool moves_read_keys(const struct ptab *t)
+{
+	return bits_of(t->cap) > TAG_BITS || t->untagged;
+}
+
+/* the move is over (its array freed or retired by the caller) */
+static void forget_old(struct ptab *t)
+{
+	t->old = NULL;
+	t->old_cap = t->old_n = t->old_first = t->old_next = t->old_left = 0;
+}
+
 /* move the entries of old slots [from, from + count) (count <= GROW_STEP, no
  * wrapping) to the current array */
 static void move_slots(struct ptab *t, size_t from, size_t count)
 {
 	uintptr_t *old = t->old;
-	bool rehash = bits_of(t->cap) > TAG_BITS || t->untagged;
-	if (!rehash) {
+	if (!moves_read_keys(t)) {
 		for (size_t i = from; i < from + count; i++)
 			if (old[i]) {
 				put_slot(t, old[i]);
@@ -324,7 +337,7 @@ static void move_slots(struct ptab *t, size_t from, size_t count)
  * and what the next one's entries (asked for by the step before) lead to */
 static void prefetch_steps(const struct ptab *t)
 {
-	if (bits_of(t->cap) <= TAG_BITS && !t->untagged)
+	if (!moves_read_keys(t))
 		return; /* moves by tags: the slots alone, read in order */
 	size_t mask = t->old_cap - 1;
 	for (size_t k = 0; k < GROW_STEP; k++) {
@@ -376,8 +389,7 @@ static void grow_step(struct ptab *t, size_t budget)
 	}
 	if (t->old_left == 0) {
 		retire(t, t->old, t->old_cap);
-		t->old = NULL;
-		t->old_cap = t->old_n = t->old_next = t->old_first = 0;
+		forget_old(t);
 		return;
 	}
 	prefetch_steps(t);
@@ -524,11 +536,8 @@ void ptab_del(struct ptab *t, const void *e)
 	 * deleted and added again (a new key) never needs an allocation */
 	if (--t->n == 0) {
 		drop_next(t);
-		if (t->old) {
-			slots_free(t->old, t->old_cap);
-			t->old = NULL;
-			t->old_cap = t->old_n = t->old_next = t->old_first = t->old_left = 0;
-		}
+		slots_free(t->old, t->old_cap);
+		forget_old(t);
 		if (t->cap > PTAB_MIN) {
 			uintptr_t *ns = slots_alloc(PTAB_MIN);
 			if (ns) {
@@ -546,9 +555,9 @@ void ptab_clear(struct ptab *t)
 	drop_next(t);
 	slots_free(t->slot, t->cap);
 	slots_free(t->old, t->old_cap);
-	t->slot = t->old = NULL;
-	t->cap = t->old_cap = t->old_n = t->old_next = t->old_first = t->old_left = 0;
-	t->n = 0;
+	forget_old(t);
+	t->slot = NULL;
+	t->cap = t->n = 0;
 }
 
 void *ptab_at(const struct ptab *t, size_t i)
